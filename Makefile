@@ -1,0 +1,38 @@
+# Two commands for a fresh machine (see README.md):
+#   make train   set everything up, then train the default model on the offline data
+#   make test    set everything up, then run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# On x86_64 Linux with Python 3.11 pip takes these two from this machine's disk (no download).
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: train test setup system lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH) || $(PY) -m pip install -q torch torchvision
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed system
+
+system:
+	@bash scripts/setup-system.sh
+
+train: setup
+	$(VENV)/bin/cnnlab train
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: setup
+	$(VENV)/bin/cnnlab bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

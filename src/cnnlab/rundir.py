@@ -1,0 +1,114 @@
+"""The run directory: its layout, its lock, and the small files in it (all written atomically).
+
+    runs/<name>/
+      config.yaml  metrics.csv  results.json  split.json  summary.txt
+      best.safetensors  last.safetensors  checkpoints/last.pt  plots/*.png
+
+A run is finished exactly when results.json exists: it is written last.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Self
+
+import yaml
+
+from .errors import UserError
+from .weights import atomic_write_text
+
+METRIC_FIELDS = ["step", "epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
+    stem = f"{Path(model).stem}-{Path(data.rstrip('/')).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path(root) / stem, 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{stem}-{n}"
+    return path
+
+
+def is_finished(path: str | Path) -> bool:
+    return (Path(path) / "results.json").is_file()
+
+
+class RunLock:
+    """An exclusive lock on a run directory, so two trainings never write into one (flock: freed on death)."""
+
+    def __init__(self, path: Path):
+        self.path = path / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> Self:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = Path(self.path).read_text().strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise UserError(f"{self.path.parent} is in use by another cnnlab train (pid {other}); "
+                            "wait for it or choose another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def prepare_new(path: Path) -> None:
+    """Make a fresh run directory, refusing to overwrite a finished run or an unfinished resumable one."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} is a file, not a directory: choose another --out")
+    if is_finished(path):
+        raise UserError(f"{path} already holds a finished run: choose another --out (nothing was changed)")
+    if (path / "checkpoints" / "last.pt").exists():
+        raise UserError(f"{path} holds an unfinished run: continue it with `cnnlab train --resume {path}` "
+                        "or choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "plots").mkdir(exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path}: cannot create the run directory ({e.strerror}); choose a writable "
+                        "place") from None
+
+
+def write_yaml(path: Path, data: dict) -> None:
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in METRIC_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        out.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
+        out[-1]["step"] = int(out[-1]["step"])
+    return out

@@ -1,0 +1,104 @@
+"""Saved models: safetensors weights with everything needed to rebuild and feed the model in metadata.
+
+A `.safetensors` file holds only tensors and a string->string metadata map, so loading one can
+never run code (unlike a pickle). cnnlab stores its `ModelMeta` as JSON under the key "cnnlab".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from .errors import UserError
+from .spec import SpecNet, build_model
+
+
+@dataclass
+class ModelMeta:
+    """What a saved model needs beside its weights: architecture, input, classes, preprocessing."""
+
+    spec: dict  # {"name": ..., "layers": [...]} -- rebuilds the architecture
+    input_shape: tuple[int, int, int]  # (C, H, W) the model was trained on
+    classes: list[str]  # class names, index = model output
+    mean: list[float]  # per-channel normalisation, computed on the training split, in [0, 1] units
+    std: list[float]
+    style: str = "resize"  # how user images are turned into inputs: "mnist", "fit" or "resize"
+    data: str = ""  # data set the model was trained on
+    extra: dict = field(default_factory=dict)  # e.g. test accuracy, for the web page
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMeta:
+        d = json.loads(text)
+        d["input_shape"] = tuple(d["input_shape"])
+        return cls(**d)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write via `write(tmp_path)` to a temp file beside `path`, fsync, then rename over `path`.
+
+    A kill at any instant leaves either the old file or the new one, never a torn one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_weights(model: torch.nn.Module, meta: ModelMeta, path: str | Path) -> None:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in _unwrap(model).state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"cnnlab": meta.to_json()}))
+
+
+def read_meta(path: str | Path) -> ModelMeta:
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("cnnlab")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path} is not a readable safetensors file ({e}); point at a run directory "
+                        "or a .safetensors file that cnnlab wrote") from None
+    if raw is None:
+        raise UserError(f"{path} has no cnnlab metadata: it was not written by cnnlab, so its architecture "
+                        "is unknown")
+    return ModelMeta.from_json(raw)
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> tuple[SpecNet, ModelMeta]:
+    """Rebuild a model from a safetensors file alone (no pickle, no code from the file)."""
+    meta = read_meta(path)
+    model = build_model(meta.spec, meta.input_shape, len(meta.classes))
+    model.load_state_dict(load_file(str(path), device="cpu"))
+    return model.to(device).eval(), meta
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
