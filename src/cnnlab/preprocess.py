@@ -42,8 +42,10 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:
-        raise UserError(f"{name}: not a readable image ({type(e).__name__}: {str(e)[:80]}); "
-                        "give a PNG, JPEG, BMP, GIF or WebP file") from None
+        # Pillow's own words name its in-memory buffer, not the user's file: say it in ours.
+        what = ("not an image file (no known image format)" if isinstance(e, UnidentifiedImageError)
+                else f"a broken or truncated image ({type(e).__name__})")
+        raise UserError(f"{name}: {what}; give a PNG, JPEG, BMP, GIF or WebP file") from None
     if img.width < 1 or img.height < 1:
         raise UserError(f"{name}: the image is empty")
     return ImageOps.exif_transpose(img)

@@ -1,0 +1,6 @@
+"""Serving a trained run over HTTP: a prediction API and the draw-a-digit page (see docs/serving.md)."""
+
+from .app import create_app, serve_in_thread
+from .service import ModelService, Settings
+
+__all__ = ["ModelService", "Settings", "create_app", "serve_in_thread"]

@@ -1,0 +1,97 @@
+"""Feature maps of each conv block, as small PNG mosaics for the web page.
+
+One image per block (all its channels tiled, each scaled to its own range) keeps a response small:
+fastcnn's three blocks come to about 10 KB of PNG, where the raw floats would be 40,000 numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..spec import Residual
+
+# Layers that belong to the conv block before them: the map after them is the block's output.
+_FOLLOWERS = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Dropout2d)
+MAX_CHANNELS = 128  # more tiles than this are unreadable at page size anyway
+GAP = 1  # pixels between tiles
+_GAP_RGB = (30, 34, 48)  # the page's panel colour, so tiles stand apart
+
+
+def _colormap() -> np.ndarray:
+    """(256, 3) uint8 'magma': dark for zero, bright for strong activation."""
+    import matplotlib
+
+    return (matplotlib.colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+_CMAP = _colormap()
+
+
+def conv_blocks(model: nn.Sequential) -> dict[int, list[str]]:
+    """Index of each conv block's last layer -> the layer names in that block, e.g. {2: [conv1, bn1, relu1]}."""
+    children = list(model.named_children())
+    blocks: dict[int, list[str]] = {}
+    i = 0
+    while i < len(children):
+        name, mod = children[i]
+        if isinstance(mod, (nn.Conv2d, Residual)):
+            names = [name]
+            while i + 1 < len(children) and isinstance(children[i + 1][1], _FOLLOWERS):
+                i += 1
+                names.append(children[i][0])
+            blocks[i] = names
+        i += 1
+    return blocks
+
+
+def mosaic(maps: np.ndarray) -> tuple[Image.Image, int]:
+    """(C, H, W) activations -> one RGB image of C tiles, and its column count."""
+    c, h, w = maps.shape
+    cols = math.ceil(math.sqrt(c * h / w))  # roughly square overall
+    rows = math.ceil(c / cols)
+    gap = GAP if h * w > 1 else 0  # 1x1 maps read better as one block of colours
+    # Each channel to its own range shows every channel's pattern; a 1x1 map has no pattern, so
+    # those (after global pooling, or LeNet's conv3) are scaled together to compare channels.
+    axes = (1, 2) if h * w > 1 else (0, 1, 2)
+    lo = maps.min(axis=axes, keepdims=True)
+    span = maps.max(axis=axes, keepdims=True) - lo
+    scaled = np.where(span > 1e-8, (maps - lo) / np.where(span > 1e-8, span, 1), 0.0)
+    tiles = _CMAP[(scaled * 255).round().astype(np.uint8)]  # (C, H, W, 3)
+    out = np.empty((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), np.uint8)
+    out[:] = _GAP_RGB
+    for k in range(c):
+        r, q = divmod(k, cols)
+        out[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w] = tiles[k]
+    return Image.fromarray(out), cols
+
+
+def _data_uri(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@torch.inference_mode()
+def feature_maps(model: nn.Sequential, x: torch.Tensor) -> list[dict]:
+    """One normalised input (1, C, H, W) -> per conv block: layers, shape, tile grid and a PNG data URI."""
+    blocks = conv_blocks(model)
+    out = []
+    h = x.to(next(model.parameters()).device)
+    for i, mod in enumerate(model):
+        h = mod(h)
+        if i in blocks:
+            maps = h[0].float().cpu().numpy()  # (C, H, W)
+            shown = maps[:MAX_CHANNELS]
+            img, cols = mosaic(shown)
+            out.append({"layer": " → ".join(blocks[i]), "shape": list(maps.shape), "channels_shown": len(shown),
+                        "grid": [math.ceil(len(shown) / cols), cols], "png": _data_uri(img)})
+        if i >= max(blocks, default=-1):
+            break  # nothing after the last block is shown: skip the classifier head
+    return out
