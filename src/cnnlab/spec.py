@@ -1,28 +1,33 @@
 """Models from a layer list: PyTorch's own layer names, with in_channels / in_features inferred.
 
-A spec is a dict (from YAML, JSON or Python):
+A spec is a dict (from YAML, JSON or Python); docs/specs.md describes it in full:
 
     input: 1x28x28            # optional; the data's shape is used when absent
     layers:
-      - Conv2d: {out_channels: 16, kernel_size: 3}
+      - Conv2d: {out_channels: 16, kernel_size: 3}   # PyTorch's keyword arguments
       - ReLU
-      - MaxPool2d: 2          # a scalar is the first argument after the inferred one
+      - MaxPool2d: 2          # a single value (a number or a pair) is the first argument
+      - Residual:             # body(x) + x; a 1x1 conv matches the shapes when the body changes them
+          - Conv2d: {out_channels: 16, kernel_size: 3, padding: 1}
       - Flatten
       - Linear                # the last Linear may omit its size: it becomes the class count
 
-`build_model` walks the list once, computing each layer's output shape by the formula that
-PyTorch documents (so the arithmetic can be shown and a collapse explained), then checks it
-against a real forward pass on the "meta" device (no memory, no FLOPs).
+Building happens in two passes. The first reads the list without any shapes, so a misspelt layer,
+argument or value is reported against the file. The second walks the shapes, computing each layer's
+output by the formula PyTorch documents (so the arithmetic can be shown, and a collapse explained),
+then checks it against PyTorch on the "meta" device (no memory, no FLOPs).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import json
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +35,10 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .summary import LayerInfo, Shape, fmt_shape, macs, output_shape, pair, window
 
-Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after Flatten
+__all__ = ["LAYERS", "LayerInfo", "Residual", "Shape", "SpecNet", "build_model", "load_spec", "parse_shape",
+           "spec_classes"]
 
 
 class Residual(nn.Module):
@@ -46,7 +53,7 @@ class Residual(nn.Module):
         return self.body(x) + (self.proj(x) if self.proj is not None else x)
 
 
-# Layer vocabulary: spec name -> (torch class, short name used for module names, inferred argument).
+# Layer vocabulary: spec name -> (torch class, short name for module names, argument inferred from the input).
 LAYERS: dict[str, tuple[type[nn.Module], str, str | None]] = {
     "Conv2d": (nn.Conv2d, "conv", "in_channels"),
     "MaxPool2d": (nn.MaxPool2d, "maxpool", None),
@@ -68,23 +75,38 @@ LAYERS: dict[str, tuple[type[nn.Module], str, str | None]] = {
     "Linear": (nn.Linear, "fc", "in_features"),
     "Residual": (Residual, "res", None),
 }
-SPATIAL = ("Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-           "BatchNorm2d", "Dropout2d", "Residual")
+FLAT_IN = ("Linear", "BatchNorm1d")  # need a flat (F,) input
+SPATIAL_IN = ("Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d",
+              "Dropout2d", "Residual")  # need a CxHxW input; activations and Dropout take either
+_NOT_ARGS = {"self", "device", "dtype", "return_indices", "start_dim", "end_dim"}  # one tensor in, one out
+EXAMPLE = {"Conv2d": "{out_channels: 16, kernel_size: 3}", "MaxPool2d": "2", "AvgPool2d": "2",
+           "LPPool2d": "{norm_type: 2, kernel_size: 2}", "AdaptiveAvgPool2d": "1", "AdaptiveMaxPool2d": "1",
+           "Linear": "84", "Dropout": "0.5", "Dropout2d": "0.1"}
+
+# Names people bring from Keras or from Python code, and what to write instead.
+_LAYER_HINTS = {"dense": "Linear (Keras' Dense is PyTorch's Linear)", "fullyconnected": "Linear", "conv": "Conv2d",
+                "convolution": "Conv2d", "pool": "MaxPool2d or AvgPool2d", "batchnorm": "BatchNorm2d",
+                "maxpooling2d": "MaxPool2d", "averagepooling2d": "AvgPool2d", "reshape": "Flatten", "view": "Flatten",
+                "globalaveragepooling2d": "`AdaptiveAvgPool2d: 1`", "batchnormalization": "BatchNorm2d"}
+_ARG_HINTS = {"filters": "out_channels", "units": "out_features", "pool_size": "kernel_size", "strides": "stride",
+              "rate": "p", "kernel": "kernel_size", "size": "kernel_size", "channels": "out_channels"}
+
+_KNOWN_KEYS = ("input", "layers", "name", "description", "train")
 
 
 @dataclass
-class LayerInfo:
-    """One row of the summary: what a layer does to the shape, and what it costs."""
+class _Layer:
+    """One entry of the list after the first pass: a known name and checked keyword arguments."""
 
-    index: str  # "3", or "5.2" inside a residual block
-    name: str  # module name, e.g. "conv1"
-    type: str  # spec name, e.g. "Conv2d"
-    args: str  # the arguments as PyTorch prints them
-    in_shape: Shape
-    out_shape: Shape
-    arithmetic: str  # how out_shape follows from in_shape
-    params: int
-    macs: int  # multiply-adds per image
+    index: str
+    type: str
+    kwargs: dict
+    last_linear: bool = False
+    body: list[_Layer] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"layer {self.index} ({self.type})"
 
 
 class SpecNet(nn.Sequential):
@@ -99,254 +121,355 @@ class SpecNet(nn.Sequential):
 def parse_shape(text: Any, what: str = "input") -> Shape:
     """'1x28x28' / [1, 28, 28] -> (1, 28, 28)."""
     try:
-        if isinstance(text, str):
-            parts = tuple(int(p) for p in text.lower().replace("×", "x").split("x"))
-        else:
-            parts = tuple(int(p) for p in text)
+        parts = (tuple(int(p) for p in text.lower().replace("×", "x").split("x")) if isinstance(text, str)
+                 else tuple(int(p) for p in text))
         if len(parts) != 3 or min(parts) < 1:
             raise ValueError
     except (TypeError, ValueError):
-        raise UserError(f"{what} {text!r} is not a shape: write it as CxHxW, e.g. 1x28x28") from None
+        raise UserError(f"{what} {text!r} is not a shape: write it as CxHxW (channels x height x width), "
+                        "e.g. 1x28x28 for MNIST, 3x32x32 for CIFAR-10") from None
     return parts
 
 
+def _did_you_mean(word: str, choices: list[str], hints: dict) -> str:
+    key = word.lower().replace("_", "")
+    if key in hints:
+        return f"did you mean {hints[key]}?"
+    close = ([c for c in choices if c.lower() == word.lower()]
+             or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+             or difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6))
+    if close:
+        match = next(c for c in choices if c.lower() == close[0].lower())
+        return f"did you mean {match}?"
+    return ""
+
+
+def _yaml_error(path: Path, e: Exception) -> UserError:
+    """One line: where the YAML broke, what the parser expected, and where the broken part began."""
+    mark, ctx = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    problem = (getattr(e, "problem", None) or str(e).splitlines()[0]).replace("\t", "\\t")
+    if ctx is not None and "<stream end>" in problem:  # an unclosed bracket: where it opened is what matters
+        opened = str(getattr(e, "context", "")).replace("while parsing a ", "")
+        mark, problem = ctx, f"the {opened} opened here is never closed ({problem})"
+    elif ctx is not None and mark is not None and ctx.line != mark.line:
+        problem += f" ({getattr(e, 'context', '')} that starts at line {ctx.line + 1})"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    hint = "indent with spaces, not tabs" if "\\t" in problem else (
+        "check the brackets and indentation there; each layer is a `- Name` or `- Name: {arg: value, ...}` line")
+    return UserError(f"{path}: not valid YAML{where}: {problem}; {hint}")
+
+
 def load_spec(path: str | Path) -> dict:
-    """Read a YAML or JSON spec file; errors name the file and the line."""
+    """Read a YAML or JSON spec file and check it; errors name the file, the line or the layer."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model spec {path} does not exist: give a model name (see `cnnlab models`) "
-                        "or the path of a .yaml/.json spec")
+                        "or the path of a .yaml/.json spec (see examples/models/)")
     text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else (
-            f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "")
-        raise UserError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}{line}: "
-                        f"{getattr(e, 'problem', None) or e.msg if hasattr(e, 'msg') else e}; "
-                        "fix the syntax (see examples/models/)") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list) or not spec["layers"]:
-        raise UserError(f"{path}: a spec needs a 'layers:' list (and optionally 'input: CxHxW'); "
-                        "see examples/models/ for the format")
-    spec.setdefault("name", path.stem)
+    if path.suffix.lower() == ".json":
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}; "
+                            "fix the syntax (JSON allows no trailing commas or comments)") from None
+    else:
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise _yaml_error(path, e) from None
+    _read(spec, str(path))
+    spec = {**spec, "name": spec.get("name") or path.stem}
+    if spec.get("input") is not None:  # a spec that names its input is checked there now, against the file
+        build_model(spec, parse_shape(spec["input"], f"{path}: input"), spec_classes(spec) or 10, label=str(path))
     return spec
 
 
-def _parse_entry(entry: Any, where: str) -> tuple[str, Any]:
+def _read(spec: Any, label: str) -> list[_Layer]:
+    """Pass 1, the checks that need no shapes: the keys, each layer's name, arguments and their types."""
+    if isinstance(spec, dict):
+        for key in spec:
+            if key not in _KNOWN_KEYS:
+                hint = _did_you_mean(str(key), list(_KNOWN_KEYS), {})
+                raise UserError(f"{label}: unknown key {key!r}; {hint + ' ' if hint else ''}a spec has "
+                                f"{', '.join(_KNOWN_KEYS)}")
+    if not isinstance(spec, dict) or "layers" not in spec:
+        what = ("is a bare list: put `layers:` on a line above it" if isinstance(spec, list) else
+                "is empty" if spec is None else "has no 'layers:' list")
+        raise UserError(f"{label} {what}; a spec is `layers:` with one `- Layer` per line below it (and optionally "
+                        "`input: CxHxW`), see examples/models/lenet5.yaml")
+    if not isinstance(spec["layers"], list) or not spec["layers"]:
+        raise UserError(f"{label}: 'layers' is empty or not a list; write one `- Layer` per line, "
+                        "e.g. `- Conv2d: {out_channels: 16, kernel_size: 3}`, ending with `- Flatten` and `- Linear`")
+    if spec.get("input") is not None:
+        parse_shape(spec["input"], f"{label}: input")
+    train = spec.get("train") or {}
+    from .config import BUILTIN_DEFAULTS  # config imports the registry, which imports this module
+
+    if not isinstance(train, dict) or set(train) - set(BUILTIN_DEFAULTS):
+        raise UserError(f"{label}: 'train' takes the model's default {', '.join(BUILTIN_DEFAULTS)}; "
+                        f"got {train!r}")
+    return _parse_layers(spec["layers"], label, "")
+
+
+def spec_classes(spec: dict) -> int | None:
+    """The size the spec's last Linear gives itself, if it gives one (else the data's class count is used)."""
+    last = [e for e in spec.get("layers", []) if e == "Linear" or (isinstance(e, dict) and "Linear" in e)]
+    args = last[-1]["Linear"] if last and isinstance(last[-1], dict) else None
+    size = args.get("out_features") if isinstance(args, dict) else args
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
+
+
+# --- pass 1: names, arguments and values, no shapes -------------------------------------------------------
+
+def _parse_layers(entries: list, label: str, prefix: str) -> list[_Layer]:
+    names = [_entry_name(e) for e in entries]
+    last_linear = max((i for i, n in enumerate(names) if n == "Linear"), default=-1) if not prefix else -1
+    return [_parse_entry(e, label, f"{prefix}{i + 1}", i == last_linear) for i, e in enumerate(entries)]
+
+
+def _entry_name(entry: Any) -> Any:
+    return entry if isinstance(entry, str) else next(iter(entry)) if isinstance(entry, dict) and entry else None
+
+
+def _parse_entry(entry: Any, label: str, index: str, last_linear: bool) -> _Layer:
+    at = f"{label}, layer {index}"
+    if isinstance(entry, dict) and len(entry) > 1 and next(iter(entry.values())) is None:
+        name = next(iter(entry))
+        raise UserError(f"{at} ({name}): its arguments are not indented under it; write "
+                        f"`- {name}: {{{', '.join(f'{k}: {v}' for k, v in list(entry.items())[1:])}}}`")
     if isinstance(entry, str):
-        return entry, None
-    if isinstance(entry, dict) and len(entry) == 1:
-        return next(iter(entry.items()))
-    raise UserError(f"{where}: {entry!r} is not a layer: write a name (`- ReLU`) or a one-key mapping "
-                    "(`- Conv2d: {out_channels: 16, kernel_size: 3}`)")
-
-
-def _known(name: str, where: str) -> None:
+        name, args = entry.strip(), None
+    elif isinstance(entry, dict) and len(entry) == 1:
+        name, args = next(iter(entry.items()))
+    else:
+        raise UserError(f"{at}: {entry!r} is not a layer: write a name (`- ReLU`) or a name with arguments "
+                        "(`- Conv2d: {out_channels: 16, kernel_size: 3}`)")
+    if isinstance(name, str) and "(" in name:  # Python call syntax, e.g. "Conv2d(1, 16, 3)"
+        raise UserError(f"{at}: {name!r} is Python, not a spec entry; write `- {name.split('(')[0]}: "
+                        f"{EXAMPLE.get(name.split('(')[0], '{arg: value}')}` (arguments by name, no in_channels)")
     if name not in LAYERS:
-        close = [k for k in LAYERS if k.lower() == name.lower()]
-        hint = f"did you mean {close[0]}?" if close else f"known layers: {', '.join(LAYERS)}"
-        raise UserError(f"{where}: unknown layer {name!r}; {hint}")
+        key = str(name).lower().replace("_", "")
+        if key in ("softmax", "logsoftmax"):
+            raise UserError(f"{at}: leave {name} out: the loss (CrossEntropyLoss) applies softmax to the last "
+                            "Linear's outputs itself, and predict reports probabilities")
+        hint = _did_you_mean(str(name), list(LAYERS), _LAYER_HINTS) or f"known layers: {', '.join(LAYERS)}"
+        raise UserError(f"{at}: unknown layer {name!r}; {hint}")
+    layer = _Layer(index, name, {}, last_linear)
+    at = f"{label}, {layer.where}"
+    if name == "Residual":
+        body = args.get("layers") if isinstance(args, dict) and set(args) == {"layers"} else args
+        if not isinstance(body, list) or not body:
+            raise UserError(f"{at} needs a list of layers: `- Residual: [ ... ]`, or the layers indented "
+                            "below `- Residual:` one `- Layer` per line")
+        layer.body = _parse_layers(body, label, f"{index}.")
+        return layer
+    layer.kwargs = _parse_args(name, args, at, last_linear)
+    return layer
 
 
-def _bind(name: str, args: Any, inferred: dict, where: str) -> dict:
-    """Turn the spec's arguments (None, scalar, list or mapping) into keyword arguments for torch."""
+def _signature(name: str) -> tuple[list[str], list[str]]:
+    """(arguments a spec may give, in PyTorch's order; the required ones), the inferred one excluded."""
     cls, _, infer = LAYERS[name]
     params = [p for p in inspect.signature(cls.__init__).parameters.values()
-              if p.name not in ("self", "device", "dtype") and p.kind is p.POSITIONAL_OR_KEYWORD]
+              if p.name not in _NOT_ARGS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     free = [p.name for p in params if p.name != infer]
+    return free, [p.name for p in params if p.default is p.empty and p.name != infer]
+
+
+def _parse_args(name: str, args: Any, at: str, last_linear: bool) -> dict:
+    free, required = _signature(name)
+    infer = LAYERS[name][2]
     if args is None:
         kwargs = {}
     elif isinstance(args, dict):
         kwargs = dict(args)
-    elif isinstance(args, list):
-        if len(args) > len(free):
-            raise UserError(f"{where} ({name}): {len(args)} arguments given, it takes at most {len(free)} "
-                            f"({', '.join(free)})")
-        kwargs = dict(zip(free, args))
-    else:
-        kwargs = {free[0]: args} if free else {}
-        if not free:
-            raise UserError(f"{where} ({name}) takes no arguments; write it as `- {name}`")
+    elif not free:
+        raise UserError(f"{at} takes no arguments here; write it as `- {name}`")
+    elif isinstance(args, str) and ("=" in args or ":" in args):
+        raise UserError(f"{at}: write the arguments as a mapping, e.g. `- {name}: {EXAMPLE.get(name, '{...}')}`, "
+                        f"not {args!r}")
+    elif isinstance(args, list) and free[0] in ("out_channels", "out_features", "p", "norm_type"):
+        raise UserError(f"{at}: a list gives one argument, {free[0]}; name several: `- {name}: "
+                        f"{EXAMPLE.get(name, '{...}')}`" + (f" ({infer} is inferred)" if infer else ""))
+    else:  # a single value, or a pair, is the first argument: `MaxPool2d: 2`, `AdaptiveAvgPool2d: [1, 1]`
+        kwargs = {free[0]: args}
     for key in kwargs:
-        if key not in free:
-            raise UserError(f"{where} ({name}): unknown argument {key!r}; {name} takes {', '.join(free)}"
-                            + (f" ({infer} is inferred from the incoming shape)" if key == infer else ""))
-    kwargs.update(inferred)
+        if key not in free and key != infer:
+            hint = _did_you_mean(str(key), free, _ARG_HINTS)
+            if key == "activation":
+                hint = "an activation is a layer of its own: add `- ReLU` after this one;"
+            takes = f"{name} takes {', '.join(free)}" if free else f"{name} takes no arguments"
+            raise UserError(f"{at}: unknown argument {key!r}; {hint + ' ' if hint else ''}{takes}"
+                            + (f" ({infer} is inferred)" if infer else ""))
+    for key, value in kwargs.items():
+        kwargs[key] = _check_value(name, key, value, at)
+    missing = [r for r in required if r not in kwargs and not (last_linear and r == "out_features")]
+    if missing:
+        extra = ("; only the last Linear may leave out its size (it becomes the class count)"
+                 if name == "Linear" else "")
+        raise UserError(f"{at} needs {' and '.join(missing)}: e.g. `- {name}: {EXAMPLE.get(name, '{...}')}`{extra}")
     return kwargs
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _fmt(shape: Shape) -> str:
-    return "x".join(str(s) for s in shape)
+def _ints(low: int, none: bool = False) -> Callable[[Any], bool]:
+    """A whole number >= low, or a [height, width] pair of them (or None where PyTorch allows it)."""
+    def one(v: Any) -> bool:
+        return (none and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= low)
+    return lambda v: one(v) or (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(one, v)))
 
 
-def _window(n: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> tuple[int, str]:
-    """Output length of a sliding window (conv or pool) and the arithmetic, as PyTorch documents it."""
-    num = n + 2 * p - d * (k - 1) - 1
-    out = (math.ceil(num / s) if ceil else num // s) + 1
-    eff = f"{k}" if d == 1 else f"{d}·({k}−1)+1"
-    exact = num % s == 0
-    left, right = ("⌈", "⌉") if ceil else ("⌊", "⌋")
-    expr = (f"({n} − {eff} + 2·{p})/{s} + 1" if exact else f"{left}({n} − {eff} + 2·{p})/{s}{right} + 1")
-    return out, f"{n} → {expr} = {out}"
+_PAIR = "a whole number >= {} or a [height, width] pair, e.g. {}"
+_COUNT = (_ints(1), "a whole number >= 1")
+# What each argument takes (argument name -> test, words for the error); the rest are true/false flags.
+_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "kernel_size": (_ints(1), _PAIR.format(1, 3)), "stride": (_ints(1, none=True), _PAIR.format(1, 2)),
+    "dilation": (_ints(1), _PAIR.format(1, 2)), "padding": (_ints(0), _PAIR.format(0, 1)),
+    "output_size": (_ints(1, none=True), _PAIR.format(1, "1 for global pooling")),
+    "out_channels": _COUNT, "out_features": _COUNT, "groups": _COUNT, "in_channels": _COUNT, "in_features": _COUNT,
+    "num_features": _COUNT, "divisor_override": (_ints(1, none=True), "a whole number >= 1"),
+    "p": (lambda v: _num(v) and 0 <= v <= 1, "a probability between 0 and 1, e.g. 0.5 (not a percentage)"),
+    "norm_type": (lambda v: _num(v) and v > 0, "a number > 0, e.g. 2 (1 sums the window, large values approach max)"),
+    "eps": (lambda v: _num(v) and v > 0, "a small number > 0, e.g. 0.00001"),
+    "momentum": (lambda v: v is None or (_num(v) and 0 <= v <= 1), "a number between 0 and 1 (default 0.1)"),
+    "negative_slope": (_num, "a number, e.g. 0.01"),
+    "padding_mode": (lambda v: v in ("zeros", "reflect", "replicate", "circular"),
+                     "one of zeros, reflect, replicate, circular"),
+    "approximate": (lambda v: v in ("none", "tanh"), "none or tanh"),
+}
 
 
-def _conv_like(name: str, mod: nn.Module, shape: Shape, where: str) -> tuple[Shape, str]:
-    if len(shape) != 3:
-        raise UserError(f"{where} ({name}) needs a CxHxW input but gets the flat {_fmt(shape)} "
-                        "(after Flatten): move it before Flatten")
-    c, h, w = shape
-    if isinstance(mod, nn.Conv2d):
-        out_c = mod.out_channels
-        k, s, d = mod.kernel_size, mod.stride, mod.dilation
-        if mod.padding == "same":
-            return (out_c, h, w), f"padding 'same': {h}x{w} kept"
-        p = (0, 0) if mod.padding == "valid" else mod.padding
-        ceil = False
-    elif isinstance(mod, nn.LPPool2d):
-        out_c = c
-        k, s = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size)
-        p, d, ceil = (0, 0), (1, 1), mod.ceil_mode
-    else:  # MaxPool2d / AvgPool2d
-        out_c = c
-        k, s, p = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
-        d = _pair(getattr(mod, "dilation", 1))
-        ceil = mod.ceil_mode
-        for kk, pp in zip(k, p):
-            if pp > kk // 2:
-                raise UserError(f"{where} ({name}): padding {pp} is more than half the kernel {kk}; "
-                                f"PyTorch allows at most {kk // 2}")
-    oh, ah = _window(h, k[0], s[0], p[0], d[0], ceil)
-    ow, aw = _window(w, k[1], s[1], p[1], d[1], ceil)
-    arith = ah if (h, k[0], s[0], p[0]) == (w, k[1], s[1], p[1]) else f"H {ah}; W {aw}"
-    if oh < 1 or ow < 1:
-        raise UserError(f"{where} ({name}) gets {_fmt(shape)} and its window does not fit: {arith}. "
-                        f"Use a smaller kernel_size or stride, add padding, or remove a pooling layer "
-                        f"before it")
-    return (out_c, oh, ow), arith
+def _check_value(name: str, key: str, v: Any, at: str) -> Any:
+    """Check one argument's type and range; a YAML list becomes the tuple PyTorch itself stores."""
+    ok, need = _VALUES.get(key, (lambda x: isinstance(x, bool), "true or false"))
+    if key == "padding" and name == "Conv2d":
+        ok, need = (lambda x: x in ("same", "valid") or _ints(0)(x)), need + ", 'same' or 'valid'"
+    elif key == "padding":
+        need += " ('same' is for Conv2d; pooling pads at most kernel_size // 2)"
+    if not ok(v):
+        raise UserError(f"{at}: {key} must be {need}, not {v!r}")
+    return tuple(v) if isinstance(v, list) else v
 
 
-def _params(mod: nn.Module) -> int:
-    return sum(p.numel() for p in mod.parameters())
+# --- pass 2: shapes ------------------------------------------------------------------------------------------
+
+def _infer(layer: _Layer, shape: Shape, at: str) -> dict:
+    """Check the incoming shape suits the layer; give the argument PyTorch needs that the shape decides."""
+    infer, name = LAYERS[layer.type][2], layer.type
+    if name in FLAT_IN and len(shape) != 1:
+        flat = f"{'·'.join(map(str, shape))} = {math.prod(shape)}"
+        raise UserError(f"{at} needs a flat input but gets {fmt_shape(shape)}: add `- Flatten` before it "
+                        f"(it turns {fmt_shape(shape)} into {flat} features)")
+    if name in SPATIAL_IN and len(shape) != 3:
+        raise UserError(f"{at} needs a CxHxW input but gets the flat {fmt_shape(shape)} (after Flatten): "
+                        f"move it before the Flatten")
+    if infer is None:
+        return {}
+    have = shape[0]
+    given = layer.kwargs.get(infer)
+    if given is not None and given != have:
+        what = f"{fmt_shape(shape)} ({have} channel{'s' * (have > 1)})" if len(shape) == 3 else f"{have} features"
+        raise UserError(f"{at} says {infer}: {given} but gets {what}: drop {infer}, cnnlab infers it from the "
+                        "incoming shape")
+    return {infer: have}
 
 
-def _macs(mod: nn.Module, out_shape: Shape) -> int:
-    """Multiply-adds per image: the work a layer does (elementwise layers counted as 0)."""
-    if isinstance(mod, nn.Conv2d):
-        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-        return k * math.prod(out_shape)
-    if isinstance(mod, nn.Linear):
-        return mod.in_features * mod.out_features
-    return 0
-
-
-def _build_layers(layers: list, shape: Shape, num_classes: int, prefix: str,
-                  counts: dict[str, int], info: list[LayerInfo], top: bool) -> tuple[nn.Sequential, Shape]:
+def _build(layers: list[_Layer], shape: Shape, num_classes: int, label: str, counts: dict[str, int],
+           info: list[LayerInfo]) -> tuple[nn.Sequential, Shape]:
     mods: OrderedDict[str, nn.Module] = OrderedDict()
-    last_linear = max((i for i, e in enumerate(layers) if _parse_entry(e, "")[0] == "Linear"
-                       if isinstance(e, (str, dict))), default=-1) if top else -1
-    for i, entry in enumerate(layers):
-        where = f"layer {prefix}{i + 1}"
-        name, args = _parse_entry(entry, where)
-        _known(name, where)
-        cls, short, infer = LAYERS[name]
+    for layer in layers:
+        name, short = layer.type, LAYERS[layer.type][1]
+        at = f"{label}, {layer.where}"
         counts[short] = counts.get(short, 0) + 1
-        mod_name = f"{short}{counts[short]}"
-        in_shape = shape
+        mod_name, in_shape = f"{short}{counts[short]}", shape
+        kwargs = {**layer.kwargs, **_infer(layer, shape, at)}
         if name == "Residual":
-            body_layers = args.get("layers") if isinstance(args, dict) else args
-            if not isinstance(body_layers, list) or not body_layers:
-                raise UserError(f"{where} (Residual) needs a list of layers: `- Residual: [ ... ]` or "
-                                "`- Residual: {layers: [ ... ]}`")
-            if len(shape) != 3:
-                raise UserError(f"{where} (Residual) needs a CxHxW input, gets {_fmt(shape)}")
-            body, out = _build_layers(body_layers, shape, num_classes, f"{prefix}{i + 1}.", counts, info,
-                                      False)
-            if len(out) != 3:
-                raise UserError(f"{where} (Residual): its body must keep a CxHxW shape (no Flatten/Linear)")
-            proj = None
-            if out != shape:
-                stride = shape[1] // out[1]
-                if shape[1] != out[1] * stride or shape[2] // stride != out[2]:
-                    raise UserError(f"{where} (Residual): the body turns {_fmt(shape)} into {_fmt(out)}, "
-                                    "which a strided 1x1 projection cannot match; keep H and W or halve them")
-                proj = nn.Conv2d(shape[0], out[0], 1, stride=stride, bias=False)
-            mod = Residual(body, proj)
-            arith = "x + body(x)" if proj is None else f"proj(x) + body(x), proj = 1x1 conv stride {stride}"
+            row = len(info)  # the block's row goes before its body's rows
+            body, out = _build(layer.body, shape, num_classes, label, counts, info)
+            mod, arith = _residual(body, shape, out, at)
             shape = out
-            macs = _macs(proj, out) if proj is not None else 0
-            info.append(LayerInfo(f"{prefix}{i + 1}", mod_name, name, "", in_shape, shape, arith,
-                                  _params(proj) if proj is not None else 0, macs))
-            mods[mod_name] = mod
-            continue
-        inferred: dict = {}
-        if infer == "in_channels" or (infer == "num_features" and name == "BatchNorm2d"):
-            if len(shape) != 3:
-                raise UserError(f"{where} ({name}) needs a CxHxW input but gets the flat {_fmt(shape)} "
-                                "(after Flatten): move it before Flatten")
-            inferred[infer] = shape[0]
-        elif infer in ("in_features", "num_features"):
-            if len(shape) != 1:
-                raise UserError(f"{where} ({name}) needs a flat input but gets {_fmt(shape)}: add `- Flatten` "
-                                f"before it (it would give {math.prod(shape)} features)")
-            inferred[infer] = shape[0]
-        if name == "Linear" and i == last_linear:
-            a = args if args is not None else {}
-            given = a.get("out_features") if isinstance(a, dict) else (a[0] if isinstance(a, list) else a)
-            if given is None:
-                args = {**(a if isinstance(a, dict) else {}), "out_features": num_classes}
-            elif given != num_classes:
-                raise UserError(f"{where} (Linear) is the last layer and has {given} outputs, but the data "
-                                f"has {num_classes} classes: write `- Linear` with no size to use the class count")
-        kwargs = _bind(name, args, inferred, where)
-        try:
-            mod = cls(**kwargs)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise UserError(f"{where} ({name}): bad arguments {kwargs}: {e}") from None
-        if name in ("Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d"):
-            shape, arith = _conv_like(name, mod, shape, where)
-        elif name in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-            oh, ow = _pair(mod.output_size)
-            shape, arith = (shape[0], oh or shape[1], ow or shape[2]), f"→ {oh}x{ow} whatever the input"
-        elif name == "Flatten":
-            shape, arith = (math.prod(shape),), f"{'·'.join(map(str, shape))} = {math.prod(shape)}"
-        elif name == "Linear":
-            shape, arith = (mod.out_features,), f"{mod.in_features} → {mod.out_features}"
         else:
-            arith = "same shape"
-        # Check the formula against PyTorch itself (meta tensors cost no memory or time).
-        try:
-            real = tuple(copy.deepcopy(mod).to("meta")(torch.empty(2, *in_shape, device="meta")).shape[1:])
-        except RuntimeError as e:
-            raise UserError(f"{where} ({name}) cannot take {_fmt(in_shape)}: {str(e).splitlines()[0]}") from None
-        assert real == shape, f"shape formula disagrees with PyTorch for {name}: {shape} vs {real}"
-        info.append(LayerInfo(f"{prefix}{i + 1}", mod_name, name, mod.extra_repr(), in_shape, shape, arith,
-                              _params(mod), _macs(mod, shape)))
+            if name == "Linear" and layer.last_linear:
+                kwargs.setdefault("out_features", num_classes)
+                if kwargs["out_features"] != num_classes:
+                    raise UserError(f"{at} is the last layer and gives {kwargs['out_features']} outputs (from "
+                                    f"{fmt_shape(shape)} features), but the data has {num_classes} classes: write "
+                                    "`- Linear` with no size (it takes the class count) or out_features: "
+                                    f"{num_classes}")
+            if name == "Conv2d":
+                _check_conv(kwargs, shape, at)
+            try:
+                mod = LAYERS[name][0](**kwargs)
+            except (TypeError, ValueError, RuntimeError) as e:  # what the checks above do not foresee
+                raise UserError(f"{at}: PyTorch refuses {kwargs}: {str(e).splitlines()[0]}") from None
+            shape, arith = output_shape(mod, shape, at)
+        _check_with_torch(mod, in_shape, shape, at)
+        counted = (mod.proj if mod.proj is not None else nn.Identity()) if name == "Residual" else mod  # body: own rows
+        info.insert(row if name == "Residual" else len(info),
+                    LayerInfo(layer.index, mod_name, name, "" if name == "Residual" else mod.extra_repr(), in_shape,
+                              shape, arith, sum(p.numel() for p in counted.parameters()), macs(counted, shape)))
         mods[mod_name] = mod
     return nn.Sequential(mods), shape
 
 
-def build_model(spec: dict, input_shape: Shape | None = None, num_classes: int = 10) -> SpecNet:
-    """Build the network a spec describes for inputs of `input_shape` (C, H, W)."""
+def _residual(body: nn.Sequential, shape: Shape, out: Shape, at: str) -> tuple[Residual, str]:
+    """body(x) + x, with a 1x1 conv (strided if need be) bringing x to the body's shape when it changes it."""
+    if len(out) != 3:
+        raise UserError(f"{at}: its body must keep a CxHxW shape (no Flatten or Linear inside)")
+    if out == shape:
+        return Residual(body), "x + body(x)"
+    stride = next((s for s in range(1, shape[1] + 1) if (-(-shape[1] // s), -(-shape[2] // s)) == out[1:]), None)
+    if stride is None:
+        raise UserError(f"{at}: the body turns {fmt_shape(shape)} into {fmt_shape(out)}, which a strided 1x1 "
+                        "projection cannot match; keep H and W, or halve them with stride 2 and padding")
+    proj = nn.Conv2d(shape[0], out[0], 1, stride=stride, bias=False)
+    return Residual(body, proj), f"proj(x) + body(x); proj: 1x1 conv {shape[0]}→{out[0]} channels, stride {stride}"
+
+
+def _check_conv(kwargs: dict, shape: Shape, at: str) -> None:
+    g, cin, cout = kwargs.get("groups", 1), kwargs["in_channels"], kwargs["out_channels"]
+    if cin % g or cout % g:
+        raise UserError(f"{at}: groups {g} must divide both in_channels {cin} (from the incoming {fmt_shape(shape)}) "
+                        f"and out_channels {cout}; e.g. groups: {math.gcd(cin, cout)}")
+    if kwargs.get("padding") == "same" and pair(kwargs.get("stride", 1)) != (1, 1):
+        k = pair(kwargs["kernel_size"])[0]
+        raise UserError(f"{at}: padding 'same' works only with stride 1 in PyTorch; with stride "
+                        f"{kwargs['stride']} write padding: {k // 2} (a {shape[1]}x{shape[2]} input then gives "
+                        f"{window(shape[1], k, pair(kwargs['stride'])[0], k // 2)[0]} rows)")
+
+
+def _check_with_torch(mod: nn.Module, in_shape: Shape, shape: Shape, at: str) -> None:
+    """The formula above must agree with PyTorch itself (meta tensors cost no memory or time)."""
+    try:
+        real = tuple(copy.deepcopy(mod).to("meta")(torch.empty(2, *in_shape, device="meta")).shape[1:])
+    except RuntimeError as e:
+        raise UserError(f"{at} cannot take {fmt_shape(in_shape)}: {str(e).splitlines()[0]}") from None
+    if real != shape:
+        raise AssertionError(f"shape formula disagrees with PyTorch at {at}: {shape} vs {real}")
+
+
+def build_model(spec: dict, input_shape: Shape | None = None, num_classes: int = 10, label: str | None = None
+                ) -> SpecNet:
+    """Build the network a spec describes for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
+    if label is None:
+        label = f"model {spec.get('name', 'custom')!r}" if isinstance(spec, dict) else "model"
+    layers = _read(spec, label)
     if input_shape is None:
         if spec.get("input") is None:
-            raise UserError(f"spec {spec.get('name', '')!r} has no 'input: CxHxW'; give --input CxHxW")
-        input_shape = parse_shape(spec["input"])
+            raise UserError(f"{label} has no 'input: CxHxW'; add one to the spec or give --input CxHxW")
+        input_shape = parse_shape(spec["input"], f"{label}: input")
     input_shape = tuple(int(s) for s in input_shape)
     info: list[LayerInfo] = []
-    seq, out = _build_layers(spec["layers"], input_shape, num_classes, "", {}, info, True)
+    seq, out = _build(layers, input_shape, num_classes, label, {}, info)
     if out != (num_classes,):
-        raise UserError(f"spec {spec.get('name', '')!r} ends with shape {_fmt(out)}, but a classifier must "
-                        f"end with {num_classes} outputs: end the layers with `- Flatten` and `- Linear`")
+        raise UserError(f"{label} ends with shape {fmt_shape(out)}, but a classifier must end with {num_classes} "
+                        "outputs (one per class): end the layers with `- Flatten` and `- Linear`")
     net = SpecNet(OrderedDict(seq.named_children()))
     net.spec = {"name": spec.get("name", "custom"), "layers": spec["layers"]}
-    net.input_shape = input_shape
-    net.num_classes = num_classes
-    net.info = info
+    net.input_shape, net.num_classes, net.info = input_shape, num_classes, info
     return net
