@@ -9,9 +9,9 @@ __version__ = "0.1.0"
 # Lazy: `import cnnlab` (and every CLI call) stays cheap; torch's training stack loads on first use.
 _EXPORTS = {
     "TrainConfig": "config", "UserError": "errors", "Run": "run", "load_run": "run", "build_model": "spec",
-    "create_model": "models", "list_models": "models", "train": "train",
+    "create_model": "models", "list_models": "models", "train": "trainer",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["Run", "TrainConfig", "UserError", "build_model", "create_model", "list_models", "load_run", "train"]
 
 
 def __getattr__(name: str):

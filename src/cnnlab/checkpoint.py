@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UserError(f"{path}: no checkpoint there; a run directory has checkpoints/last.pt once an "
                         "epoch (or --checkpoint-every steps) has finished")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the verdict is the error below, one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UserError(f"{path}: refused to load: it holds objects other than tensors "
                         f"({str(e).splitlines()[0][:120]}); only load checkpoints you trust") from None

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `cnnlab predict ... | head`
         return 0
     except Exception as e:
-        from .train import Interrupted
+        from .trainer import Interrupted
 
         if isinstance(e, Interrupted):
             print(f"interrupted: {e}", file=sys.stderr)

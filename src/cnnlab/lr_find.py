@@ -147,7 +147,7 @@ def lr_find(model: str = "fastcnn", data: str = "fashion-mnist", data_dir: str |
     from .engine import pick_device
     from .models import create_model
     from .preprocess import normalize
-    from .train import _make_optimizer, _split
+    from .trainer import _make_optimizer, _split
     from .weights import ModelMeta
 
     cfg = resolve(TrainConfig(model=model, data=data, data_dir=data_dir, limit=limit, batch_size=batch_size,

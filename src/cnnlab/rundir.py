@@ -2,7 +2,7 @@
 
     runs/<name>/
       config.yaml  metrics.csv  results.json  split.json  summary.txt
-      best.safetensors  last.safetensors  checkpoints/last.pt  plots/*.png
+      best.safetensors  last.safetensors  checkpoints/last.pt  plots/*.png  [tensorboard/]  .lock
 
 A run is finished exactly when results.json exists: it is written last.
 """
@@ -40,14 +40,23 @@ def is_finished(path: str | Path) -> bool:
 
 
 class RunLock:
-    """An exclusive lock on a run directory, so two trainings never write into one (flock: freed on death)."""
+    """An exclusive lock on a run directory, so two trainings never write into one (flock: freed on death).
+
+    Entering creates the directory if needed; a second `cnnlab train` (or `--resume`) into a locked
+    directory is refused at once, before it writes anything there.
+    """
 
     def __init__(self, path: Path):
         self.path = path / ".lock"
         self.fd: int | None = None
 
     def __enter__(self) -> Self:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        _make_dir(self.path.parent)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"--out {self.path.parent}: cannot write there ({e.strerror}); choose a writable "
+                            "place") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -55,7 +64,7 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
             raise UserError(f"{self.path.parent} is in use by another cnnlab train (pid {other}); "
-                            "wait for it or choose another --out") from None
+                            "wait for it to finish or choose another --out") from None
         os.ftruncate(self.fd, 0)
         os.write(self.fd, str(os.getpid()).encode())
         return self
@@ -67,19 +76,40 @@ class RunLock:
             self.fd = None
 
 
-def prepare_new(path: Path) -> None:
-    """Make a fresh run directory, refusing to overwrite a finished run or an unfinished resumable one."""
+def check_new(path: Path) -> None:
+    """Refuse, before anything is written, an --out that is a file or holds a finished run."""
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file, not a directory: choose another --out")
     if is_finished(path):
         raise UserError(f"{path} already holds a finished run: choose another --out (nothing was changed)")
+
+
+def prepare_new(path: Path) -> None:
+    """Make a fresh run directory (call it holding the RunLock), refusing to overwrite any earlier run."""
+    check_new(path)
     if (path / "checkpoints" / "last.pt").exists():
         raise UserError(f"{path} holds an unfinished run: continue it with `cnnlab train --resume {path}` "
                         "or choose another --out")
+    make_subdirs(path)
+
+
+def make_subdirs(path: Path) -> None:
+    for sub in ("plots", "checkpoints"):
+        _make_dir(path / sub)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temp files of atomic writes cut short by a kill (call it holding the RunLock)."""
+    for d in (path, path / "checkpoints", path / "plots"):
+        for tmp in d.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _make_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file where the run needs a directory: choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        (path / "plots").mkdir(exist_ok=True)
-        (path / "checkpoints").mkdir(exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {path}: cannot create the run directory ({e.strerror}); choose a writable "
                         "place") from None

@@ -12,7 +12,12 @@ EXAMPLES = """\
   cnnlab train --model my_net.yaml --data ./photos --limit 2000
   cnnlab train --config runs/old/config.yaml --seed 1
   cnnlab train --resume runs/fastcnn-fashion-mnist-20261122-101500
-  torchrun --nproc-per-node 2 -m cnnlab train --model lenet5   # data-parallel (DDP)
+  torchrun --nproc-per-node 4 -m cnnlab train --model deeper-cnn --batch-size 512   # DDP on 4 GPUs/processes
+  # two machines with 8 GPUs each: run this on both; the run directory must be on a shared filesystem
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST0:29500 -m cnnlab train --out /shared/big
+
+A run is checkpointed at every epoch's end and every --checkpoint-every steps; Ctrl-C saves and exits,
+and --resume continues it exactly (docs/robustness.md). --batch-size is the global batch under torchrun.
 
 Options left out take the model's own defaults (`cnnlab models` lists them): the seed models use
 their seed's optimiser and learning rate; simple-cnn uses batch 32 (lr 0.008) instead of seed 001's
@@ -52,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, field_names, load_config_file
     from ..errors import UserError
-    from ..train import train
+    from ..trainer import train
 
     given = {k: v for k, v in vars(args).items() if k in field_names() and v is not None}
     if args.resume:
