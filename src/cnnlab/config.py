@@ -107,5 +107,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("limit", "eval_every", "checkpoint_every", "patience", "threads", "image_size"):
         v = getattr(cfg, name)
         _check(v is None or (isinstance(v, int) and v >= 1), name, v, "must be a whole number >= 1")
+    if cfg.engine == "numpy" and cfg.device not in ("auto", "cpu"):
+        raise UserError(f"--engine numpy runs on the CPU only; drop --device {cfg.device}")
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file, not a directory: choose another --out")

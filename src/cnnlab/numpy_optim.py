@@ -34,9 +34,25 @@ class Optimizer:
     def _update(self, i: int, p: Array, g: Array) -> None:
         raise NotImplementedError
 
+    # Per-parameter state (momentum buffers, Adam's moments) by slot name; saved in checkpoints so a
+    # resumed NumPy run continues with the same moments, as torch.optim's state_dict does.
+    slots: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count,
+                **{name: [None if a is None else a.copy() for a in getattr(self, name)] for name in self.slots}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step_count"])
+        for name in self.slots:
+            setattr(self, name, [None if a is None else np.array(a, dtype=p.dtype)
+                                 for a, (p, _) in zip(state[name], self.params)])
+
 
 class SGD(Optimizer):
     """Gradient descent, θ ← θ - lr·g, with torch's momentum buffer b ← μ·b + (1 - dampening)·g."""
+
+    slots = ("buffers",)
 
     def __init__(self, params: Iterable[tuple[Array, Array]], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
@@ -63,6 +79,7 @@ class Adam(Optimizer):
     """Adam: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², θ ← θ - lr·m̂/(√v̂ + ε) with bias-corrected m̂, v̂."""
 
     decoupled = False  # AdamW flips this: weight decay shrinks θ directly instead of joining g
+    slots = ("m", "v")
 
     def __init__(self, params: Iterable[tuple[Array, Array]], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,

@@ -12,13 +12,6 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .errors import UserError
-
-
-def check_numpy_config(cfg: TrainConfig) -> None:
-    """Refuse what the NumPy engine does not do, before anything is loaded or written."""
-    if cfg.device not in ("auto", "cpu"):
-        raise UserError(f"--engine numpy runs on the CPU only; drop --device {cfg.device}")
 
 
 class NumpyStepper:
@@ -56,6 +49,14 @@ class NumpyStepper:
         model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
                                self.net.state_dict().items()})
 
-    def load_from(self, model: torch.nn.Module) -> None:
-        """After a resume: start from the torch model's (checkpointed) weights."""
+    def load_from(self, model: torch.nn.Module, optimizer_state: dict | None = None) -> None:
+        """After a resume: start from the torch model's (checkpointed) weights and the optimiser's moments."""
         self.net.load_state_dict(model.state_dict())
+        if optimizer_state:
+            self.opt.load_state_dict({k: v if k == "step_count" else [None if t is None else t.numpy() for t in v]
+                                      for k, v in optimizer_state.items()})
+
+    def optimizer_state(self) -> dict:
+        """The optimiser's state as torch tensors (checkpoints load with weights_only=True)."""
+        return {k: v if k == "step_count" else [None if a is None else torch.from_numpy(a) for a in v]
+                for k, v in self.opt.state_dict().items()}

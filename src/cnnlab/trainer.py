@@ -135,12 +135,8 @@ def _train(cfg: TrainConfig, resuming: bool, ckpt: dict | None, rank: int, world
            progress: bool | None) -> Run:
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and object collectives use the current device
-    if cfg.engine == "numpy":
-        from .numpy_train import check_numpy_config
-
-        check_numpy_config(cfg)
-        if world > 1:
-            raise UserError("--engine numpy trains in one process; run it without torchrun")
+    if cfg.engine == "numpy" and world > 1:
+        raise UserError("--engine numpy trains in one process; run it without torchrun")
 
     # --- data: decoded once, split, normalised once (all before anything is written) ---
     data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
@@ -249,7 +245,7 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
         from .numpy_train import NumpyStepper
 
         stepper = NumpyStepper(model, cfg, cfg.seed)
-        stepper.load_from(model)
+        stepper.load_from(model, ck.get("numpy_optimizer") if ck is not None else None)
 
     def diverged(what: str) -> UserError:
         kept = (f"the last good checkpoint (step {saved_step[0]}) is kept in {ckpt_path}" if saved_step[0]
@@ -264,7 +260,8 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
         if is_writer:
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict() if sched is not None else {},
-                             "rng": ranks[0]["rng"], "ranks": ranks if world > 1 else [], "state": dict(state)},
+                             "rng": ranks[0]["rng"], "ranks": ranks if world > 1 else [], "state": dict(state),
+                             "numpy_optimizer": stepper.optimizer_state() if stepper is not None else {}},
                             ckpt_path)
             save_weights(model, meta, out / "last.safetensors")
         saved_step[0] = state["global_step"]
