@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -116,6 +116,9 @@ def test_pools_match_torch(data: st.DataObject) -> None:
     x = randn(draw(st.integers(1, 3)), draw(st.integers(1, 3)), h, w, seed=draw(st.integers(0, 99)))
     if kind == "lp":
         x = np.abs(x) + 0.1  # x^p with fractional p needs x > 0, in torch as here
+    # A dilated max window can fall entirely in the padding: torch then outputs -inf and routes that
+    # window's gradient to an arbitrary element; no real network does this, so such draws are not compared.
+    assume(bool(torch.isfinite(pool(torch.from_numpy(x))).all()))
     compare(pool, x)
 
 

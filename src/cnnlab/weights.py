@@ -96,9 +96,12 @@ def read_meta(path: str | Path) -> ModelMeta:
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[SpecNet, ModelMeta]:
     """Rebuild a model from a safetensors file alone (no pickle, no code from the file)."""
     meta = read_meta(path)
-    model = build_model(meta.spec, meta.input_shape, len(meta.classes))
-    model.load_state_dict(load_file(str(path), device="cpu"))
-    return model.to(device).eval(), meta
+    # Built outside inference mode even when called inside it (e.g. a lazily loaded Run.model): parameters
+    # made there would be inference tensors, and saliency/Grad-CAM could never backpropagate through them.
+    with torch.inference_mode(False):
+        model = build_model(meta.spec, meta.input_shape, len(meta.classes))
+        model.load_state_dict(load_file(str(path), device="cpu"))
+        return model.to(device).eval(), meta
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
