@@ -104,9 +104,12 @@ def test_explain_returns_the_model_input_and_feature_maps(client, digits_run):
     x = np.asarray(r["input"])
     expected = to_model_pixels(open_image(png), digits_run.meta)[0]  # the preprocessing `predict` uses
     assert x.shape == (28, 28) and np.abs(x - expected).max() < 1e-4
-    assert [f["layer"] for f in r["feature_maps"]] == ["conv1 → bn1 → relu1", "conv2 → bn2 → relu2",
-                                                       "conv3 → bn3 → relu3"]
-    assert [f["shape"] for f in r["feature_maps"]] == [[24, 28, 28], [48, 14, 14], [96, 7, 7]]
+    # one block per conv layer, named "conv → ... → last layer before the next conv", with that layer's shape
+    info = {i.name: i for i in digits_run.model.info}
+    convs = [i.name for i in digits_run.model.info if i.type == "Conv2d"]
+    assert [f["layer"].split(" → ")[0] for f in r["feature_maps"]] == convs
+    assert [f["shape"] for f in r["feature_maps"]] == [list(info[f["layer"].split(" → ")[-1]].out_shape)
+                                                       for f in r["feature_maps"]]
     for f in r["feature_maps"]:
         img = Image.open(io.BytesIO(base64.b64decode(f["png"].split(",", 1)[1])))
         rows, cols = f["grid"]
