@@ -3,7 +3,6 @@ test images, giving PyTorch's logits (within 1e-4) and classes at batch 64 and b
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 import warnings
@@ -13,19 +12,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from datafiles import fashion_test_images
 from helpers import cli
 
 from cnnlab.cli import main
 from cnnlab.export import export_onnx, export_torchscript
 from cnnlab.preprocess import normalize
 from cnnlab.weights import ModelMeta
-
-
-def fashion_test_images(fashion_dir, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n real test images (n, 28, 28) uint8 and their labels, straight from the IDX files."""
-    x = np.frombuffer(gzip.decompress((fashion_dir / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
-    y = np.frombuffer(gzip.decompress((fashion_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
-    return x.reshape(-1, 28, 28)[:n].copy(), y[:n].astype(np.int64)
 
 
 @pytest.fixture(scope="module")

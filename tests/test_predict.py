@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import subprocess
@@ -11,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from datafiles import fashion_test_images
 from helpers import cli
 from PIL import Image
 
@@ -18,13 +18,6 @@ from cnnlab.cli import main
 from cnnlab.predict import iter_image_files, predict_files, predict_stream
 
 N_FOLDER = 2000
-
-
-def fashion_test_images(fashion_dir, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n real test images (n, 28, 28) uint8 and their labels, straight from the IDX files."""
-    x = np.frombuffer(gzip.decompress((fashion_dir / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
-    y = np.frombuffer(gzip.decompress((fashion_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
-    return x.reshape(-1, 28, 28)[:n].copy(), y[:n].astype(np.int64)
 
 
 @pytest.fixture(scope="module")
