@@ -1,10 +1,20 @@
-"""The fast path's small pieces: device choice, CPU thread policy, batched augmentation."""
+"""The fast path's small pieces: device choice, CPU thread policy, memory format, mixed precision, augmentation.
+
+Why each choice is what it is, with the measurements, is in docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import statistics
+import time
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .errors import UserError
 
@@ -25,27 +35,150 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def choose_threads(requested: int | None = None) -> int:
-    """CPU intra-op threads for training small CNNs.
+# --- CPU threads ---------------------------------------------------------------------------------------------
 
-    Measured on a 2-vCPU VM (docs/benchmarks.md): one thread beat two by 2-16x for small CNNs, because
-    each op is too small to split and OpenMP's threads spin waiting for the other vCPU (often a
-    hyper-thread sibling or a stolen core). So: 1 thread on machines with <= 2 CPUs, else half the
-    usable CPUs (physical cores, roughly), capped at 8. `--threads` overrides.
-    """
-    if requested:
-        return requested
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's share), split over torchrun ranks."""
     try:
         cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
+    except AttributeError:  # macOS, Windows
         cpus = os.cpu_count() or 1
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cpus = max(1, cpus // world)
-    return 1 if cpus <= 2 else min(8, cpus // 2)
+    return max(1, cpus // int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def choose_threads(requested: int | None = None, probe: Callable[[int], float] | None = None) -> int:
+    """CPU intra-op threads for training small CNNs: `requested` (--threads), else $OMP_NUM_THREADS, else measured.
+
+    Each op of a small CNN takes 0.05-5 ms and OpenMP splits every one of them statically, so a step waits
+    for the slowest thread at each op. On an idle 2-vCPU VM two threads were 1.35-1.75x faster; with one
+    other busy process they were 8x slower, because the thread that shares its vCPU with that process
+    holds up every op for a scheduler time slice while libgomp's other thread spins (docs/benchmarks.md).
+    So the machine is asked now: `probe(n)` (default: one training step of a small conv net) is timed,
+    interleaved, at 1 thread and at powers of two up to the usable CPUs, and more threads are taken only
+    when their median is at least 20 % faster. The measurement takes about 0.2 s, once per process.
+    """
+    if requested is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        requested = int(os.environ["OMP_NUM_THREADS"])  # the user (or a launcher like torchrun) already chose
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"--threads {requested}: must be a whole number >= 1")
+        return requested
+    cpus = min(usable_cpus(), 16)
+    if cpus == 1:
+        return 1
+    candidates = [1]
+    while candidates[-1] * 2 <= cpus:
+        candidates.append(candidates[-1] * 2)
+    if candidates[-1] != cpus:
+        candidates.append(cpus)
+    if probe is None:
+        return _measured_default(tuple(candidates))
+    return _measured_threads(candidates, probe)
+
+
+def _measured_threads(candidates: list[int], probe: Callable[[int], float], rounds: int = 7) -> int:
+    samples: dict[int, list[float]] = {n: [] for n in candidates}
+    for _ in range(rounds):  # interleaved, so a burst of load elsewhere hits every candidate alike
+        for n in candidates:
+            samples[n].append(probe(n))
+    median = {n: statistics.median(v) for n, v in samples.items()}
+    best = 1
+    for n in candidates[1:]:
+        if median[n] < 0.8 * median[best]:
+            best = n
+    return best
+
+
+@functools.cache
+def _measured_default(candidates: tuple[int, ...]) -> int:
+    """choose_threads' measurement with the default probe, done once per process."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 16, 14, 14, generator=gen)
+    w1 = torch.randn(32, 16, 3, 3, generator=gen, requires_grad=True)
+    w2 = torch.randn(32, 32, 3, 3, generator=gen, requires_grad=True)
+    old = torch.get_num_threads()
+
+    def step():  # conv-ReLU-conv-ReLU-pool at 14x14, 16-32 channels, batch 32: a small CNN's typical op sizes
+        h = F.max_pool2d(F.relu(F.conv2d(F.relu(F.conv2d(x, w1, padding=1)), w2, padding=1)), 2)
+        h.square().mean().backward()
+
+    def probe(n: int) -> float:
+        torch.set_num_threads(n)
+        t = time.perf_counter()
+        step()
+        step()
+        return time.perf_counter() - t
+
+    try:
+        for n in candidates:  # oneDNN builds its kernels on first use, per thread count
+            torch.set_num_threads(n)
+            step()
+        return _measured_threads(list(candidates), probe)
+    finally:
+        torch.set_num_threads(old)
+
+
+# --- memory format and precision --------------------------------------------------------------------------
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Channels-last (NHWC) weights for conv nets, on every device.
+
+    oneDNN (CPU) and cuDNN (GPU) have their fastest conv and pooling kernels for NHWC; on a 2-vCPU VM
+    max pooling alone ran 10x faster than in NCHW. Inputs need no conversion: a conv with NHWC weights
+    returns NHWC activations, and one-channel images are laid out the same either way.
+    """
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Native bfloat16 arithmetic (AVX512-BF16 or AMX): only then is bf16 autocast faster than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype to train and evaluate in: None means float32.
+
+    "auto": bfloat16 on CUDA GPUs that support it and on CPUs with native bf16 (convs ran 1.3-1.8x
+    faster with the same accuracy, docs/benchmarks.md), else float32. bf16 keeps float32's exponent
+    range, so no loss scaling is needed. "fp32" and "bf16" force a choice.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise UserError(f"--precision {precision!r}: choose one of auto, fp32, bf16")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_bf16() else None
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass and loss (backward follows it); a no-op for float32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# --- augmentation: whole batches as tensor ops, no per-sample Python ---------------------------------------
+
+def flip_mask(n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n,) bool: which images of a batch to mirror; drawn on the CPU so a seed gives the same mask anywhere."""
+    return torch.rand(n, generator=generator, device="cpu") < 0.5
 
 
 def flip_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror a random half of the images left-right: one batched op, no per-sample Python."""
-    mask = torch.rand(x.shape[0], generator=generator, device="cpu") < 0.5
-    mask = mask.to(x.device).view(-1, 1, 1, 1)
+    """Mirror a random half of the images (N, C, H, W) left-right: one batched op."""
+    mask = flip_mask(x.shape[0], generator).to(x.device).view(-1, 1, 1, 1)
     return torch.where(mask, x.flip(3), x)
+

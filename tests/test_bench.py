@@ -1,0 +1,105 @@
+"""`cnnlab bench --quick --json` on a slice of real Fashion-MNIST: every figure present and sane (no timings judged)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datafiles import write_idx
+from helpers import cli
+
+from cnnlab.bench import first_crossing, format_report
+from cnnlab.data import load_data
+from cnnlab.models import create_model
+from cnnlab.summary import totals
+
+MODELS = ("mnist-classifier", "lenet5", "fastcnn")
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion(tmp_path_factory, fashion_dir):
+    """768 training and 300 test images of the real data, as IDX files in a folder named for Fashion-MNIST."""
+    ds = load_data(str(fashion_dir))
+    return write_idx(tmp_path_factory.mktemp("bench") / "fashion-tiny", ds.train.x[:768], ds.train.y[:768],
+                     ds.test.x[:300], ds.test.y[:300])
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_fashion):
+    r = cli("bench", "--quick", "--json", "--data", str(tiny_fashion), "--threads", "1", timeout=600)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)  # stdout is the JSON alone: progress goes to stderr
+
+
+def _fraction(v) -> bool:
+    return isinstance(v, float) and 0.0 <= v <= 1.0
+
+
+def test_bench_json_has_every_figure(bench):
+    m = bench["machine"]
+    assert m["cpus"] >= 1 and m["torch"] and m["cpu"]
+    assert bench["threads"] == 1 and bench["quick"] is True
+    assert bench["matmul_gflops"]["fp32"] > 0
+    assert bench["engine_precision"] in ("fp32", "bf16")
+    assert bench["data"] == {"name": bench["data"]["name"], "train_images": 768, "full_train_images": 768,
+                             "test_images": 300}
+    assert [row["model"] for row in bench["epochs"]] == list(MODELS)
+    for row in bench["epochs"]:
+        # MACs are the summary's own count: the floor is computed from the same model that is timed
+        assert row["macs"] == totals(create_model(row["model"], (1, 28, 28), 10))["macs"]
+        for side in ("seed", "cnnlab"):
+            s = row[side]
+            assert s["epoch_seconds"] > 0 and s["images_per_s"] > 0
+            assert _fraction(s["test_accuracy"])
+        # the seed loop's DataLoader alone is a part of its epoch
+        assert 0 < row["seed"]["data_pipeline_seconds"]
+        assert row["speedup"] > 0
+        assert row["speedup"] == pytest.approx(row["seed"]["epoch_seconds"] / row["cnnlab"]["epoch_seconds"],
+                                               rel=0.02)
+        assert row["floor_epoch_seconds"] > 0 and row["cnnlab_over_floor"] > 0
+        # the floor is training FLOPs (3 passes x 2 FLOPs per multiply-add) over the measured peak
+        peak = bench["matmul_gflops"]["bf16" if bench["engine_precision"] == "bf16" else "fp32"]
+        assert row["floor_epoch_seconds"] == pytest.approx(768 * 6 * row["macs"] / (peak * 1e9), rel=0.02)
+
+
+def test_bench_trains_both_loops_for_real(bench):
+    # 6 steps on 768 images: both loops must beat chance (10 %) on the held-out test images
+    for row in bench["epochs"]:
+        if row["model"] != "mnist-classifier":  # SGD at lr 0.01 barely moves in 6 steps; 2 of 3 must learn
+            assert row["seed"]["test_accuracy"] > 0.2 and row["cnnlab"]["test_accuracy"] > 0.2, row
+
+
+def test_bench_time_to_accuracy_and_inference(bench):
+    t = bench["time_to_accuracy"]
+    assert t["model"] == "fastcnn"
+    short = t["short"]
+    assert short["epochs"] == 1 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
+    for mark, seconds in short["val_crossings"].items():
+        assert mark in ("0.91", "0.93") and (seconds is None or 0 < seconds <= short["train_seconds"] + 1)
+    inf = bench["inference"]
+    for sfx in ("", "_engine"):  # as served, and in the engine's form
+        assert inf["batch1_images_per_s" + sfx] > 0 and inf["batch1024_images_per_s" + sfx] > 0
+        assert 0 < inf["batch1_p50_ms" + sfx] <= inf["batch1_p90_ms" + sfx]
+
+
+def test_bench_text_report_names_every_model(bench):
+    text = format_report(bench)
+    for name in MODELS:
+        assert name in text
+    assert "floor s" in text and "time to accuracy" in text and "batch 1024" in text
+
+
+def test_first_crossing_reads_metrics_rows():
+    rows = [{"seconds": 1.0, "val_accuracy": 0.5}, {"seconds": 2.5, "val_accuracy": ""},
+            {"seconds": 3.0, "val_accuracy": 0.912}, {"seconds": 4.0, "val_accuracy": 0.95}]
+    assert first_crossing(rows, 0.91) == 3.0
+    assert first_crossing(rows, 0.93) == 4.0
+    assert first_crossing(rows, 0.99) is None
+
+
+def test_bench_refuses_bad_input(tmp_path):
+    r = cli("bench", "--quick", "--models", "lenet5,nosuch")
+    assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
+    small = write_idx(tmp_path / "few", [[[0] * 28] * 28] * 20, [0, 1] * 10, [[[0] * 28] * 28] * 4, [0, 1] * 2)
+    r = cli("bench", "--quick", "--data", str(small), "--models", "lenet5")
+    assert r.returncode == 2 and "only 20 training images" in r.stderr and str(small) in r.stderr, r.stderr
