@@ -137,8 +137,11 @@ def assert_same_run(run: Path, ref: Path) -> None:
 
 
 def wait_for_step(proc: subprocess.Popen, ckpt: Path, target: int, timeout: float = 240) -> bool:
-    """True once the checkpoint on disk is at `target` steps or beyond; False if the process ended first."""
-    seen, end = 0, time.monotonic() + timeout
+    """True once this process has written a checkpoint at `target` steps or beyond; False if it ended first.
+
+    Only a checkpoint written after the call counts: the one a killed run left may already be past `target`,
+    and signalling a resumed process before it is training would hit Python's start-up, not the trainer."""
+    seen, end = mtime(ckpt), time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             return False
