@@ -74,6 +74,7 @@ def test_bench_time_to_accuracy_and_inference(bench):
     assert t["model"] == "fastcnn"
     short = t["short"]
     assert short["epochs"] == 1 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
+    assert short["command"] == "cnnlab train --epochs 1" and short["device"]
     for mark, seconds in short["val_crossings"].items():
         assert mark in ("0.91", "0.93") and (seconds is None or 0 < seconds <= short["train_seconds"] + 1)
     inf = bench["inference"]

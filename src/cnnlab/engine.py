@@ -50,12 +50,13 @@ def choose_threads(requested: int | None = None, probe: Callable[[int], float] |
     """CPU intra-op threads for training small CNNs: `requested` (--threads), else $OMP_NUM_THREADS, else measured.
 
     Each op of a small CNN takes 0.05-5 ms and OpenMP splits every one of them statically, so a step waits
-    for the slowest thread at each op. On an idle 2-vCPU VM two threads were 1.35-1.75x faster; with one
-    other busy process they were 8x slower, because the thread that shares its vCPU with that process
-    holds up every op for a scheduler time slice while libgomp's other thread spins (docs/benchmarks.md).
-    So the machine is asked now: `probe(n)` (default: one training step of a small conv net) is timed,
-    interleaved, at 1 thread and at powers of two up to the usable CPUs, and more threads are taken only
-    when their median is at least 20 % faster. The measurement takes about 0.2 s, once per process.
+    for its slowest thread at every op. On an idle 2-vCPU VM two threads were 1.35-1.75x faster than one;
+    as soon as one other process wanted a CPU they were 8-12x slower: the thread that shares its vCPU
+    with that process holds up every op for a scheduler time slice while libgomp's other thread spins
+    (docs/benchmarks.md). So one CPU is always left to the rest of the machine, and among 1 thread and
+    powers of two up to usable CPUs - 1, `probe(n)` (default: one training step of a small conv net),
+    timed interleaved, picks; more threads are taken only when their median is at least 20 % faster.
+    The measurement takes about 0.2 s, once per process; on 1-2 CPUs there is nothing to measure.
     """
     if requested is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         requested = int(os.environ["OMP_NUM_THREADS"])  # the user (or a launcher like torchrun) already chose
@@ -63,14 +64,14 @@ def choose_threads(requested: int | None = None, probe: Callable[[int], float] |
         if requested < 1:
             raise UserError(f"--threads {requested}: must be a whole number >= 1")
         return requested
-    cpus = min(usable_cpus(), 16)
-    if cpus == 1:
+    most = min(usable_cpus() - 1, 16)
+    if most <= 1:
         return 1
     candidates = [1]
-    while candidates[-1] * 2 <= cpus:
+    while candidates[-1] * 2 <= most:
         candidates.append(candidates[-1] * 2)
-    if candidates[-1] != cpus:
-        candidates.append(cpus)
+    if candidates[-1] != most:
+        candidates.append(most)
     if probe is None:
         return _measured_default(tuple(candidates))
     return _measured_threads(candidates, probe)

@@ -52,7 +52,7 @@ def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 def _make_schedule(cfg: TrainConfig, opt, total_steps: int):
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total_steps >= 8:  # shorter runs leave one-cycle no warm-up phase
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25,
                                                    anneal_strategy="linear", cycle_momentum=False)
     if cfg.schedule == "cosine":

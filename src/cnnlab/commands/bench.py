@@ -6,7 +6,7 @@ import argparse
 
 HELP = "time the seeds' DataLoader loop against cnnlab's engine in one run, with the FLOP floor"
 EXAMPLES = """\
-  cnnlab bench                        # full run: one epoch per model, time to accuracy, inference (~10 min)
+  cnnlab bench                        # full run: one epoch per model, time to accuracy, inference (~6 min)
   cnnlab bench --quick                # smoke run on 2,048 images, times scaled to a full epoch (~1 min)
   cnnlab bench --models lenet5 --no-accuracy --json > bench.json
   cnnlab bench --threads 2            # force the thread count (default: measured, see docs/benchmarks.md)
