@@ -95,8 +95,9 @@ def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
 
     model, meta = run.load()
     name = data or run.config.get("data")
-    ds = load_data(name, data_dir if data is not None else (data_dir or run.config.get("data_dir")),
-                   image_size=meta.input_shape[1] if ds_is_folder(name) else None)
+    own_dir = None if data is not None else run.config.get("data_dir")
+    # An image folder is resized to the model's input; named and IDX sets must already match it.
+    ds = load_data(name, data_dir or own_dir, image_size=meta.input_shape[1] if Path(name).is_dir() else None)
     if tuple(ds.input_shape) != tuple(meta.input_shape):
         raise UserError(f"--data {name}: images are {'x'.join(map(str, ds.input_shape))} but the model takes "
                         f"{'x'.join(map(str, meta.input_shape))}; evaluate on data of the same shape")
@@ -108,6 +109,3 @@ def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
     report["model"] = run.config.get("model")
     return report
 
-
-def ds_is_folder(name: str) -> bool:
-    return Path(name).is_dir()
