@@ -25,7 +25,8 @@ import cnnlab
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 # 999 samples at batch 64: 15 full batches split 32/32 and a last one of 39 split 19/20.
 OPTS = {"model": "lenet5", "epochs": 2, "batch_size": 64, "limit": 999, "optimizer": "sgd", "lr": 0.05,
-        "momentum": 0.9, "eval_every": 5, "checkpoint_every": 4, "threads": 1, "seed": 1}
+        "momentum": 0.9, "eval_every": 5, "checkpoint_every": 4, "threads": 1, "seed": 1,
+        "precision": "fp32"}  # bf16 rounds each rank's half-batch sums differently from the whole batch's
 
 # Installed in every process of the torchrun (PYTHONPATH): logs each write-like file operation under
 # the run directory, per rank. cnnlab writes every file through os.open/os.replace (atomic_write), so

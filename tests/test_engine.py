@@ -63,6 +63,7 @@ def _max_diff(run, ref: dict[str, torch.Tensor]) -> float:
 def test_trainer_matches_a_plain_dataloader_loop_in_float32(fashion_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "cpu_has_bf16", lambda: False)  # float32 everywhere: results must agree to rounding
     run = _train_lenet5(fashion_dir, tmp_path / "fp32")
+    assert run.results["precision"] == "fp32"
     assert run.results["steps"] == N_TRAIN // 128
     assert torch.get_num_threads() == 1  # --threads is honoured
     ref = _reference_weights(fashion_dir, run)
@@ -77,11 +78,20 @@ def test_trainer_matches_a_plain_dataloader_loop_in_float32(fashion_dir, tmp_pat
 def test_bf16_fast_path_stays_close_to_the_float32_loop(fashion_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "cpu_has_bf16", lambda: True)  # force bf16 autocast, as on AVX512-BF16 CPUs
     run = _train_lenet5(fashion_dir, tmp_path / "bf16")
+    assert run.results["precision"] == "bf16"
     ref = _reference_weights(fashion_dir, run)
     # bf16 keeps 8 bits of mantissa (relative error 2^-9 = 0.2 %) in the gradients; the five steps move
     # weights by up to ~0.05, so bf16 may shift them by ~1e-4 (3e-5 measured); a wrong batch would move 1e-2
     assert _max_diff(run, ref) < 1e-3
     assert run.results["test_accuracy"] > 0.3  # five steps from chance (0.1): it learned
+
+
+def test_compiled_training_matches_the_plain_loop(fashion_dir, tmp_path):
+    # --compile: the same steps through torch.compile's generated kernels (inductor, C++ on the CPU)
+    run = _train_lenet5(fashion_dir, tmp_path / "compiled", compile=True, precision="fp32")
+    assert run.results["steps"] == N_TRAIN // 128
+    # fused kernels may sum in another order: equal up to float32 rounding
+    assert _max_diff(run, _reference_weights(fashion_dir, run)) < 1e-5
 
 
 def test_flip_batch_flips_exactly_the_masked_images():

@@ -33,10 +33,12 @@ class TrainConfig:
     out: str | None = None  # run directory; default runs/<model>-<data>-<time>
     limit: int | None = None  # use only N training samples (stratified), for quick runs
     image_size: int | None = None  # resize image folders to this size
-    eval_every: int | None = None  # steps between validation points; None: about 5 per epoch
+    eval_every: int | None = None  # steps between validation points; None: twice per epoch (at least 10 steps)
     checkpoint_every: int | None = None  # steps between checkpoints (always at each epoch's end)
     patience: int | None = None  # early stopping: epochs without a better val accuracy
     engine: str = "torch"  # torch | numpy (the textbook engine)
+    precision: str = "auto"  # auto (bf16 autocast where the hardware has it, engine.amp_dtype) | fp32 | bf16
+    compile: bool = False  # torch.compile the model for training (pays on GPUs; slower for small CPU nets)
     report: bool = False  # write report.html at the end
     tensorboard: bool = False  # log to RUN_DIR/tensorboard
 
@@ -50,6 +52,7 @@ CHOICES = {
     "augment": ("none", "flip", "auto"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "engine": ("torch", "numpy"),
+    "precision": ("auto", "fp32", "bf16"),
 }
 BUILTIN_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.001, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0,
                         "schedule": "constant", "label_smoothing": 0.0, "augment": "none"}
@@ -109,5 +112,8 @@ def validate(cfg: TrainConfig) -> None:
         _check(v is None or (isinstance(v, int) and v >= 1), name, v, "must be a whole number >= 1")
     if cfg.engine == "numpy" and cfg.device not in ("auto", "cpu"):
         raise UserError(f"--engine numpy runs on the CPU only; drop --device {cfg.device}")
+    if cfg.engine == "numpy" and (cfg.precision == "bf16" or cfg.compile):
+        flag = "--compile" if cfg.compile else "--precision bf16"
+        raise UserError(f"--engine numpy computes in float32 NumPy; drop {flag}")
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file, not a directory: choose another --out")

@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig, load_config_file, resolve
 from .data import channel_stats, load_data, stratified_split, stratified_subset
 from .distributed import agree, all_gather, broadcast, init_dist, reduce_sum, shard
-from .engine import choose_threads, flip_batch, pick_device
+from .engine import amp_dtype, autocast, choose_threads, flip_batch, pick_device, prepare_model
 from .errors import UserError
 from .evaluate import classification_report, infer
 from .models import create_model
@@ -201,25 +201,27 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
          progress, tb) -> Run:
     is_writer = rank == 0
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, data.input_shape, len(data.classes)).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_model(create_model(cfg.model, data.input_shape, len(data.classes)).to(device), device)
+    # bf16 autocast where the hardware computes it natively (engine.amp_dtype); not for --engine numpy
+    amp = None if cfg.engine == "numpy" else amp_dtype(device, cfg.precision)
     B = cfg.batch_size
     steps_per_epoch = len(xtr) // B + (1 if len(xtr) % B >= 2 else 0)  # drop a last batch of 1 (BatchNorm)
     total_steps = steps_per_epoch * cfg.epochs
     opt = _make_optimizer(cfg, model.parameters())
     sched = _make_schedule(cfg, opt, total_steps)
-    eval_every = cfg.eval_every or max(10, math.ceil(steps_per_epoch / 5))
+    eval_every = cfg.eval_every or max(10, math.ceil(steps_per_epoch / 2))  # each pass ~5 % of an epoch
     aug = _augment_kind(cfg, data.style)
     train_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:  # the compiled wrapper shares the model's parameters; checkpoints save the plain model
+        train_model = torch.compile(train_model)
 
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_val_accuracy": -1.0, "best_step": 0,
              "bad_epochs": 0, "early_stopped": False, "loss_sum": 0.0, "loss_count": 0, "rows": [],
-             "train_seconds": 0.0, "threads": torch.get_num_threads()}
+             "train_seconds": 0.0, "threads": torch.get_num_threads(), "precision": "bf16" if amp else "fp32"}
     ckpt_path = out / "checkpoints" / "last.pt"
     saved_step = [None]  # global step of the newest checkpoint on disk, for the divergence message
     if ck is not None:
@@ -273,7 +275,8 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
         vloss = vacc = None
         if len(yval):  # each rank scores its shard of the validation set; the sums are reduced
             xs, ys = shard(xval, rank, world), shard(yval, rank, world)
-            logits = infer(model, xs) if len(ys) else None
+            with autocast(device, amp):
+                logits = infer(model, xs) if len(ys) else None
             part = [0.0, 0.0] if logits is None else [F.cross_entropy(logits, ys, reduction="sum").item(),
                                                       (logits.argmax(1) == ys).sum().item()]
             total, correct = reduce_sum(part, world, device)
@@ -318,7 +321,8 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
             if stepper is not None:
                 loss = torch.tensor(stepper.step(xb, yb, opt.param_groups[0]["lr"]))
             else:
-                loss = _batch_loss(train_model, xb, yb, rank, world, cfg.label_smoothing)
+                with autocast(device, amp):
+                    loss = _batch_loss(train_model, xb, yb, rank, world, cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -434,12 +438,12 @@ def _finish(cfg, data, meta, model, out: Path, state, device, is_writer, n_train
     report = classification_report(infer(best, xte), data.test.y, data.classes)
     results = {
         "test_accuracy": report["test_accuracy"], "test_loss": report["test_loss"],
-        "best_val_accuracy": state["best_val_accuracy"] if state["best_val_accuracy"] >= 0 else None,
+        "best_val_accuracy": round(state["best_val_accuracy"], 6) if state["best_val_accuracy"] >= 0 else None,
         "best_step": state["best_step"], "epochs": state["epoch"], "steps": state["global_step"],
         "early_stopped": state["early_stopped"],
         "train_seconds": round(state["train_seconds"], 3), "params": sum(p.numel() for p in model.parameters()),
         "model": cfg.model, "data": data.name, "classes": data.classes, "device": str(device),
-        "processes": world, "threads": state["threads"], "train_samples": n_train, "test_samples": report["test_samples"],
+        "processes": world, "threads": state["threads"], "precision": state["precision"], "train_samples": n_train, "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
     meta.extra = {"test_accuracy": results["test_accuracy"]}

@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (always at epoch ends)")
     p.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
     p.add_argument("--engine", help="torch (default) | numpy (the textbook NumPy engine)")
+    p.add_argument("--precision", help="auto (default: bf16 where the hardware has it natively) | fp32 | bf16")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (pays on GPUs; measured slower for small nets on CPU)")
     p.add_argument("--report", action="store_true", default=None, help="write report.html at the end")
     p.add_argument("--tensorboard", action="store_true", default=None, help="log to RUN_DIR/tensorboard")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     r = run_.results
     print(f"test accuracy {100 * r['test_accuracy']:.2f}%  (test loss {r['test_loss']:.4f}, "
-          f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training)")
+          f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training, {r['threads']} thread(s), {r['precision']})")
     print(f"results in {run_.path}/  (results.json, metrics.csv, plots/, best.safetensors)")
     print(f"next: cnnlab eval {run_.path}  |  cnnlab inspect {run_.path}  |  cnnlab serve {run_.path}")
     return 0
