@@ -16,19 +16,16 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from PIL import Image, ImageDraw
+
+from cnnlab.serve.process import serve_process
 
 
 def drawn_seven(size: int = 280, width: int = 23) -> bytes:
@@ -48,36 +45,6 @@ def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, Python "
             f"{platform.python_version()}, torch {torch.__version__}; load average {load:.2f} at start")
-
-
-@contextmanager
-def cnnlab_serve(run_dir: str):
-    """`python -m cnnlab serve RUN_DIR` on a free loopback port, as a separate process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.NamedTemporaryFile("w", prefix="cnnlab-serve-", suffix=".log") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", run_dir, "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"cnnlab serve did not start; its log:\n{Path(log.name).read_text()}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def load(url: str, requests: int, clients: int, explain: bool, png: bytes) -> dict:
@@ -142,7 +109,7 @@ def main() -> int:
     if args.url:
         res = load(args.url.rstrip("/"), args.requests, args.concurrency, args.explain, png)
     else:
-        with cnnlab_serve(args.run_dir) as url:
+        with serve_process(args.run_dir) as url:
             res = load(url, args.requests, args.concurrency, args.explain, png)
     res["machine"] = where
     if args.json:

@@ -132,6 +132,7 @@ def test_a_two_rank_run_stopped_by_sigterm_resumes_under_torchrun(data, single, 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert f"resume with `cnnlab train --resume {out}`" in err
+    assert err.count("interrupted: stopped at step") == 1  # rank 0 says it, not every rank
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert len(state["ranks"]) == 2 and state["state"]["global_step"] < single.results["steps"]
     assert not (out / "results.json").exists()

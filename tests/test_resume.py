@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import cli
 from safetensors.torch import load_file
 
@@ -295,6 +296,31 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_then_resume_finishes(refere
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".last.pt.*"))
     run = cnnlab.train(resume=out, progress=False)
     assert_same_run(run.path, reference.path)
+
+
+def test_resume_uses_the_runs_own_copy_of_a_deleted_spec_file(reference, tmp_path, monkeypatch):
+    spec = tmp_path / "mine" / "dropnet.yaml"  # the reference's spec, in a file of the user's own
+    spec.parent.mkdir()
+    spec.write_text(Path(reference.config["model"]).read_text())
+    out = tmp_path / "run"
+    real = cnnlab.checkpoint.atomic_write
+
+    def crash_at_third_checkpoint(path, write):
+        saved = out / "checkpoints" / "last.pt"
+        if Path(path).name == "last.pt" and saved.exists() and load_checkpoint(saved)["state"]["global_step"] >= 6:
+            raise KeyboardInterrupt  # as if killed there
+        return real(path, write)
+
+    monkeypatch.setattr(cnnlab.checkpoint, "atomic_write", crash_at_third_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        cnnlab.train(model=str(spec), data=reference.config["data"], out=str(out), progress=False, **OPTS)
+    monkeypatch.undo()
+    kept = yaml.safe_load((out / "spec.yaml").read_text())
+    assert kept["name"] == "dropnet" and kept["layers"] == yaml.safe_load(spec.read_text())["layers"]
+    spec.unlink()  # the user tidied up their spec files before resuming
+    run = cnnlab.train(resume=out, progress=False)
+    assert_same_run(run.path, reference.path)
+    assert run.results["model"] == str(spec)  # the run still names the file it was started from
 
 
 class _Payload:

@@ -101,6 +101,13 @@ def test_cli_summary_of_lenet5():
     assert any(li.startswith("activations per image:          14,722  (57.5 KiB") for li in lines)
 
 
+def test_cli_summary_of_simple_cnn_defaults_to_the_cifar_shape_it_was_written_for():
+    r = cli("summary", "simple-cnn")
+    assert r.returncode == 0, r.stderr
+    assert "simple-cnn  (input 3x32x32, 10 classes)" in r.stdout
+    assert "16·16·16 = 4096" in r.stdout  # seed 001's Linear(16 * 16 * 16, 10)
+
+
 def test_cli_summary_of_a_spec_with_another_input(tmp_path):
     r = cli("summary", str(EXAMPLES / "simple-cnn.yaml"), "--input", "1x28x28", "--classes", "3")
     assert r.returncode == 0, r.stderr

@@ -56,3 +56,17 @@ def test_scalars_filters_and_confusion_matrix_are_in_the_event_file(tmp_path):
     assert px == pytest.approx(0.0 if w.flatten()[w.abs().argmax()] < 0 else 1.0, abs=1e-6)
     (cm_img,) = acc.Images("confusion_matrix")
     assert cm_img.step == 30 and cm_img.width > 400 and cm_img.height > 400
+
+
+def test_a_resumed_run_hides_the_steps_it_replays(tmp_path):
+    # killed after logging steps 1-10, resumed from the checkpoint at step 6: steps 7-10 run again
+    with TensorBoardLogger(tmp_path / "tb") as tb:
+        for step in range(1, 11):
+            tb.scalars(step, {"train_loss": 1.0})
+    with TensorBoardLogger(tmp_path / "tb", purge_step=7) as tb:
+        for step in range(7, 13):
+            tb.scalars(step, {"train_loss": 2.0})
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    got = [(e.step, e.value) for e in acc.Scalars("loss/train")]
+    assert got == [(s, 1.0) for s in range(1, 7)] + [(s, 2.0) for s in range(7, 13)]

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import base64
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +16,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from cnnlab.serve import create_app, serve_in_thread
+from cnnlab.serve.process import serve_process
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,38 +46,12 @@ MAPS_LOADED = ("() => { const m = [...document.querySelectorAll('#maps img')]; "
                "return m.length > 0 && m.every(i => i.complete && i.naturalWidth > 0); }")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(digits_run, tmp_path_factory):
-    """`python -m cnnlab serve RUN --port P` as a user starts it; its log goes to a file (a full pipe would block it)."""
-    port = free_port()
+    """`python -m cnnlab serve RUN --port P` as a user starts it, in its own process."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(digits_run.path), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"cnnlab serve did not come up:\n{log.read_text()}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve_process(digits_run.path, log=log, env={"OMP_NUM_THREADS": "1"}, timeout=90) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

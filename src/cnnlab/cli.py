@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import Interrupted
 
         if isinstance(e, Interrupted):
-            print(f"interrupted: {e}", file=sys.stderr)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one says so
+                print(f"interrupted: {e}", file=sys.stderr)
             return 130
         raise
 

@@ -80,9 +80,11 @@ def load_config_file(path: str | Path) -> dict:
     return d
 
 
-def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill every None with the model's default, then the built-in one, and check every value."""
-    entry = get_entry(cfg.model)
+def resolve(cfg: TrainConfig, source: str | None = None) -> TrainConfig:
+    """Fill every None with the model's default, then the built-in one, and check every value.
+
+    `source`: where to read the model from when not `cfg.model` (a resumed run's copy of its spec file)."""
+    entry = get_entry(source or cfg.model)
     for k, v in BUILTIN_DEFAULTS.items():
         if getattr(cfg, k) is None:
             setattr(cfg, k, entry.defaults.get(k, v))

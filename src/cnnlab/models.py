@@ -26,13 +26,23 @@ class ModelEntry:
     def spec(self) -> dict:
         return {"name": self.name, "layers": self.layers}
 
+    def as_spec_file(self) -> dict:
+        """The entry as a spec file's contents (name, input, train defaults, layers): read back, the same entry."""
+        out = {"name": self.name}
+        if self.input:
+            out["input"] = self.input
+        if self.defaults:
+            out["train"] = dict(self.defaults)
+        return {**out, "layers": self.layers}
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 DEFAULT_MODEL = "fastcnn"
 
 
-def register_model(name: str, description: str, layers: list, **defaults) -> ModelEntry:
-    entry = ModelEntry(name, description, layers, defaults)
+def register_model(name: str, description: str, layers: list, input: str | None = None, **defaults) -> ModelEntry:
+    """`input` is the shape the model was written for ("3x32x32"), shown by `cnnlab summary` by default."""
+    entry = ModelEntry(name, description, layers, defaults, input)
     _REGISTRY[name] = entry
     return entry
 
@@ -54,7 +64,7 @@ register_model(
     "simple-cnn", "seed 001: Conv 3→16 k3 s1 p1, ReLU, MaxPool 2, Linear 16·16·16→10 (CIFAR-10)",
     [{"Conv2d": {"out_channels": 16, "kernel_size": 3, "stride": 1, "padding": 1}}, "ReLU",
      {"MaxPool2d": {"kernel_size": 2, "stride": 2}}, "Flatten", "Linear"],
-    optimizer="sgd", lr=0.008, momentum=0.9, batch_size=32, epochs=5, schedule="constant",
+    input="3x32x32", optimizer="sgd", lr=0.008, momentum=0.9, batch_size=32, epochs=5, schedule="constant",
 )
 
 # Seed 002, `CNNModel`: (n,1,28,28) → conv (n,16,26,26) → pool (n,16,13,13) → conv (n,32,11,11)
@@ -108,6 +118,10 @@ register_model(
     optimizer="adamw", lr=0.008, weight_decay=5e-4, batch_size=256, epochs=20, schedule="onecycle",
     label_smoothing=0.1, augment="auto",
 )
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
 
 
 def list_models() -> list[ModelEntry]:

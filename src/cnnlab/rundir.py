@@ -1,8 +1,12 @@
 """The run directory: its layout, its lock, and the small files in it (all written atomically).
 
     runs/<name>/
-      config.yaml  metrics.csv  results.json  split.json  summary.txt
+      config.yaml  metrics.csv  results.json  split.json  summary.txt  [spec.yaml]
       best.safetensors  last.safetensors  checkpoints/last.pt  plots/*.png  [tensorboard/]  .lock
+
+spec.yaml is the spec file a run was started with (--model my_net.yaml), as read (its name made
+explicit), so that --resume needs nothing outside the run directory and resumes the model it started,
+even if the file was edited or deleted since.
 
 A run is finished exactly when results.json exists: it is written last.
 """
@@ -113,6 +117,13 @@ def _make_dir(path: Path) -> None:
     except OSError as e:
         raise UserError(f"--out {path}: cannot create the run directory ({e.strerror}); choose a writable "
                         "place") from None
+
+
+def spec_copy(run: Path, model: str) -> Path | None:
+    """Where a run keeps its copy of the spec file `model`; None for a registered model name."""
+    from .models import is_registered
+
+    return None if is_registered(model) else run / "spec.yaml"
 
 
 def write_yaml(path: Path, data: dict) -> None:

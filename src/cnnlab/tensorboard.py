@@ -42,11 +42,13 @@ def filter_grid(conv: nn.Conv2d, scale: int = 8) -> torch.Tensor:
 class TensorBoardLogger:
     """A `SummaryWriter` that knows cnnlab's metric rows; a no-op for values that are None."""
 
-    def __init__(self, log_dir: str | Path):
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None):
+        """`purge_step`: on resume, the first step after the checkpoint. Events from that step on, logged
+        before the interruption, are hidden, so replayed steps are not drawn twice."""
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, row: dict) -> None:
         """One metrics.csv row: train_loss, val_loss, val_accuracy, lr (missing or None ones are skipped)."""

@@ -28,7 +28,7 @@ from .distributed import agree, all_gather, broadcast, init_dist, reduce_sum, sh
 from .engine import amp_dtype, autocast, choose_threads, flip_batch, pick_device, prepare_model
 from .errors import UserError
 from .evaluate import classification_report, infer
-from .models import create_model
+from .models import create_model, get_entry
 from .preprocess import normalize
 from .run import Run
 from .summary import format_summary
@@ -117,13 +117,17 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             if not hasattr(cfg, k):
                 raise UserError(f"unknown training option {k!r}")
             setattr(cfg, k, v)
-    cfg = resolve(cfg)
+    source = cfg.model  # where the layers are read from: on resume, the run's own copy of a spec file
+    copy = rundir.spec_copy(Path(cfg.out), cfg.model) if resume is not None else None
+    if copy is not None and copy.is_file():  # the spec the run started with, even if edited or deleted since
+        source = str(copy)
+    cfg = resolve(cfg, source)
     if resume is None and cfg.out:
         rundir.check_new(Path(cfg.out))  # read-only, and before minutes of data loading
     device = pick_device(cfg.device)
     rank, world, owns_group = init_dist(device)
     try:
-        return _train(cfg, resume is not None, ckpt, rank, world, device, progress)
+        return _train(cfg, source, resume is not None, ckpt, rank, world, device, progress)
     finally:
         if owns_group:
             import torch.distributed as dist
@@ -131,8 +135,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, resuming: bool, ckpt: dict | None, rank: int, world: int, device: torch.device,
-           progress: bool | None) -> Run:
+def _train(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, rank: int, world: int,
+           device: torch.device, progress: bool | None) -> Run:
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and object collectives use the current device
     if cfg.engine == "numpy" and world > 1:
@@ -142,7 +146,7 @@ def _train(cfg: TrainConfig, resuming: bool, ckpt: dict | None, rank: int, world
     data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
     train_idx, val_idx = _split(data, cfg)
     mean, std = channel_stats(data.train.x[train_idx])
-    entry_model = create_model(cfg.model, data.input_shape, len(data.classes))  # validates the spec early
+    entry_model = create_model(source, data.input_shape, len(data.classes))  # validates the spec early
     meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
                      mean=mean, std=std, style=data.style, data=data.name)
 
@@ -184,10 +188,11 @@ def _train(cfg: TrainConfig, resuming: bool, ckpt: dict | None, rank: int, world
         if cfg.tensorboard and is_writer:
             from .tensorboard import TensorBoardLogger
 
-            tb = stack.enter_context(TensorBoardLogger(out / "tensorboard"))
+            purge = ckpt["state"]["global_step"] + 1 if ckpt else None  # steps after it are replayed
+            tb = stack.enter_context(TensorBoardLogger(out / "tensorboard", purge_step=purge))
         try:
-            return _fit(cfg, data, meta, (train_idx, val_idx), xtr, ytr, xval, yval, device, out, rank, world,
-                        ckpt, stop, progress, tb)
+            return _fit(cfg, source, data, meta, (train_idx, val_idx), xtr, ytr, xval, yval, device, out, rank,
+                        world, ckpt, stop, progress, tb)
         except OSError as e:  # ENOSPC, EIO, a read-only disk: the atomic writes left every earlier file intact
             raise UserError(f"{out}: cannot write the run directory ({e.strerror or e}); free disk space or fix "
                             f"permissions, then continue with `cnnlab train --resume {out}`") from None
@@ -197,11 +202,11 @@ def _finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
-def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, world, ck, stop,
+def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, world, ck, stop,
          progress, tb) -> Run:
     is_writer = rank == 0
     torch.manual_seed(cfg.seed)
-    model = prepare_model(create_model(cfg.model, data.input_shape, len(data.classes)).to(device), device)
+    model = prepare_model(create_model(source, data.input_shape, len(data.classes)).to(device), device)
     # bf16 autocast where the hardware computes it natively (engine.amp_dtype); not for --engine numpy
     amp = None if cfg.engine == "numpy" else amp_dtype(device, cfg.precision)
     B = cfg.batch_size
@@ -238,6 +243,9 @@ def _fit(cfg, data, meta, split, xtr, ytr, xval, yval, device, out: Path, rank, 
         saved_step[0] = state["global_step"]
     elif is_writer:
         rundir.write_yaml(out / "config.yaml", cfg.to_dict())
+        copy = rundir.spec_copy(out, cfg.model)
+        if copy is not None:
+            rundir.write_yaml(copy, get_entry(cfg.model).as_spec_file())
         rundir.write_json(out / "split.json", {
             "val_split": cfg.val_split, "seed": cfg.seed, "limit": cfg.limit, "stratified": True,
             "train_indices": split[0].tolist(), "val_indices": split[1].tolist()})
