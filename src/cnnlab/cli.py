@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `cnnlab predict ... | head`
         return 0
     except Exception as e:
-        from .trainer import Interrupted
+        from .stopping import Interrupted
 
         if isinstance(e, Interrupted):
             if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one says so

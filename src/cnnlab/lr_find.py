@@ -147,21 +147,21 @@ def lr_find(model: str = "fastcnn", data: str = "fashion-mnist", data_dir: str |
     from .engine import pick_device
     from .models import create_model
     from .preprocess import normalize
-    from .trainer import _make_optimizer, _split
+    from .recipe import make_optimizer, split_indices
     from .weights import ModelMeta
 
     cfg = resolve(TrainConfig(model=model, data=data, data_dir=data_dir, limit=limit, batch_size=batch_size,
                               optimizer=optimizer, seed=seed, device=device))
     dev = pick_device(cfg.device)
     ds = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
-    train_idx, _ = _split(ds, cfg)  # the same stratified split (and --limit subset) training would use
+    train_idx, _ = split_indices(ds, cfg)  # the same stratified split (and --limit subset) training would use
     mean, std = channel_stats(ds.train.x[train_idx])
     meta = ModelMeta(spec={}, input_shape=ds.input_shape, classes=list(ds.classes), mean=mean, std=std)
     x = normalize(ds.train.x[train_idx].float().div_(255), meta).to(dev)
     y = ds.train.y[train_idx].to(dev)
     torch.manual_seed(cfg.seed)
     net = create_model(cfg.model, ds.input_shape, len(ds.classes)).to(dev)
-    result = lr_range_test(net, x, y, lambda params, lr: _make_optimizer(replace(cfg, lr=lr), params),
+    result = lr_range_test(net, x, y, lambda params, lr: make_optimizer(replace(cfg, lr=lr), params),
                            start_lr, end_lr, steps, min(cfg.batch_size, len(x)), seed=cfg.seed)
     out_dir = Path(out) if out is not None else Path("runs") / f"lr-find-{Path(cfg.model).stem}-" \
                                                                f"{Path(ds.name.rstrip('/')).name}"

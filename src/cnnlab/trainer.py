@@ -8,9 +8,7 @@ global batch means the same at any world size; only rank 0 writes the run direct
 from __future__ import annotations
 
 import math
-import signal
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import replace
@@ -23,72 +21,22 @@ from tqdm.auto import tqdm
 from . import rundir
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, load_config_file, resolve
-from .data import channel_stats, load_data, stratified_split, stratified_subset
+from .data import channel_stats, load_data
 from .distributed import agree, all_gather, broadcast, init_dist, reduce_sum, shard
 from .engine import amp_dtype, autocast, choose_threads, flip_batch, pick_device, prepare_model
 from .errors import UserError
 from .evaluate import classification_report, infer
 from .models import create_model, get_entry
 from .preprocess import normalize
+from .recipe import augment_kind, make_optimizer, make_schedule, split_indices
 from .run import Run
+from .stopping import Interrupted, StopFlag
 from .summary import format_summary
 from .weights import ModelMeta, save_weights
 
 
-class Interrupted(Exception):
-    """Ctrl-C / SIGTERM: the state was saved; the message says how to resume."""
-
-
 def _in_notebook() -> bool:
     return "ipykernel" in sys.modules
-
-
-def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _make_schedule(cfg: TrainConfig, opt, total_steps: int):
-    if cfg.schedule == "onecycle" and total_steps >= 8:  # shorter runs leave one-cycle no warm-up phase
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25,
-                                                   anneal_strategy="linear", cycle_momentum=False)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    return None
-
-
-def _augment_kind(cfg: TrainConfig, style: str) -> str:
-    if cfg.augment != "auto":
-        return cfg.augment
-    # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class.
-    return "none" if style == "mnist" else "flip"
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked after each step, so the step finishes and state is saved."""
-
-    def __init__(self, escalate: bool = True):
-        self.signal: int | None = None
-        self.escalate = escalate  # under torchrun a Ctrl-C reaches a rank twice (terminal + agent): no escalation
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None and self.escalate:  # second Ctrl-C: stop now, without saving
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool | None = None,
@@ -144,7 +92,7 @@ def _train(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, ran
 
     # --- data: decoded once, split, normalised once (all before anything is written) ---
     data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
-    train_idx, val_idx = _split(data, cfg)
+    train_idx, val_idx = split_indices(data, cfg)
     mean, std = channel_stats(data.train.x[train_idx])
     entry_model = create_model(source, data.input_shape, len(data.classes))  # validates the spec early
     meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
@@ -180,7 +128,7 @@ def _train(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, ran
         err = broadcast(err, world)  # every rank stops with rank 0's message rather than hang in a collective
         if err:
             raise UserError(err)
-        stop = stack.enter_context(_StopFlag(escalate=world == 1))
+        stop = stack.enter_context(StopFlag(escalate=world == 1))
         # Thread count changes float summation order: a resumed run keeps the one it started with.
         saved_threads = ckpt["state"].get("threads") if ckpt else None
         torch.set_num_threads(saved_threads or choose_threads(cfg.threads))
@@ -212,10 +160,10 @@ def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path
     B = cfg.batch_size
     steps_per_epoch = len(xtr) // B + (1 if len(xtr) % B >= 2 else 0)  # drop a last batch of 1 (BatchNorm)
     total_steps = steps_per_epoch * cfg.epochs
-    opt = _make_optimizer(cfg, model.parameters())
-    sched = _make_schedule(cfg, opt, total_steps)
+    opt = make_optimizer(cfg, model.parameters())
+    sched = make_schedule(cfg, opt, total_steps)
     eval_every = cfg.eval_every or max(10, math.ceil(steps_per_epoch / 2))  # each pass ~5 % of an epoch
-    aug = _augment_kind(cfg, data.style)
+    aug = augment_kind(cfg, data.style)
     train_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -418,20 +366,6 @@ def _val_confusion(model, xval, yval, rank: int, world: int, device, k: int) -> 
 def _print_epoch(r: dict, epoch: int, epochs: int) -> None:
     va = "" if r["val_accuracy"] is None else f"  val_loss {r['val_loss']:.4f}  val_acc {100 * r['val_accuracy']:.2f}%"
     print(f"epoch {epoch + 1}/{epochs}  train_loss {r['train_loss']:.4f}{va}  {r['seconds']:.1f}s", flush=True)
-
-
-def _split(data, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stratified, seeded train/validation indices, then the stratified --limit subset of the train part."""
-    y = data.train.y
-    if cfg.val_split > 0:
-        train_idx, val_idx = stratified_split(y, cfg.val_split, cfg.seed)
-    else:
-        train_idx, val_idx = torch.arange(len(y)), torch.arange(0)
-    if cfg.limit is not None and cfg.limit < len(train_idx):
-        if cfg.limit < len(data.classes):
-            raise UserError(f"--limit {cfg.limit}: need at least one sample per class ({len(data.classes)})")
-        train_idx = train_idx[stratified_subset(y[train_idx], cfg.limit, cfg.seed)]
-    return train_idx, val_idx
 
 
 def _finish(cfg, data, meta, model, out: Path, state, device, is_writer, n_train: int, world: int) -> Run:
