@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 
 import cnnlab
 import cnnlab.checkpoint
+import cnnlab.engine
 import cnnlab.weights
 from cnnlab.checkpoint import load_checkpoint
 from cnnlab.errors import UserError
@@ -228,8 +229,9 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
             "optimizer": "sgd", "lr": 1e-5, "patience": 1, "progress": False}
     trainer = sys.modules["cnnlab.trainer"]
     monkeypatch.setattr(trainer, "choose_threads", lambda requested: 2)  # what this machine measured then
+    monkeypatch.setattr(cnnlab.engine, "cpu_has_bf16", lambda: True)  # and it computes bf16 natively
     ref = cnnlab.train(out=str(tmp_path / "ref"), **opts)
-    assert ref.results["threads"] == 2
+    assert ref.results["threads"] == 2 and ref.results["precision"] == "bf16"
     assert ref.results["early_stopped"] and ref.results["epochs"] == 2
 
     class Crash(BaseException):
@@ -247,10 +249,12 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
         cnnlab.train(out=str(tmp_path / "run"), **opts)
     monkeypatch.undo()
     monkeypatch.setattr(trainer, "choose_threads", lambda requested: 1)  # the machine is busier now
+    monkeypatch.setattr(cnnlab.engine, "cpu_has_bf16", lambda: False)  # and resumes where bf16 is not native
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["state"]["bad_epochs"] == 1
     run = cnnlab.train(resume=tmp_path / "run", progress=False)
     assert run.results["early_stopped"] and run.results["epochs"] == 2 and run.results["steps"] == 20
     assert run.results["threads"] == 2  # kept from the checkpoint: a thread count changes float rounding
+    assert run.results["precision"] == "bf16"  # so does the precision: kept too
     assert_same_run(run.path, ref.path)
 
 

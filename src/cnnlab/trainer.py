@@ -155,8 +155,11 @@ def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path
     is_writer = rank == 0
     torch.manual_seed(cfg.seed)
     model = prepare_model(create_model(source, data.input_shape, len(data.classes)).to(device), device)
-    # bf16 autocast where the hardware computes it natively (engine.amp_dtype); not for --engine numpy
+    # bf16 autocast where the hardware computes it natively (engine.amp_dtype); not for --engine numpy.
+    # Like the thread count, a resumed run keeps the precision it started in (fp32 before it was recorded).
     amp = None if cfg.engine == "numpy" else amp_dtype(device, cfg.precision)
+    if ck is not None and cfg.engine != "numpy":
+        amp = torch.bfloat16 if ck["state"].get("precision", "fp32") == "bf16" else None
     B = cfg.batch_size
     steps_per_epoch = len(xtr) // B + (1 if len(xtr) % B >= 2 else 0)  # drop a last batch of 1 (BatchNorm)
     total_steps = steps_per_epoch * cfg.epochs
