@@ -7,6 +7,7 @@ import argparse
 HELP = "train a model (default: cnnlab's fastcnn on Fashion-MNIST, offline) into a run directory"
 EXAMPLES = """\
   cnnlab train                                      # fastcnn on fashion-mnist, defaults
+  cnnlab train --epochs 2 --augment none            # the quick recipe: >= 91 % in ~20 s on one CPU thread
   cnnlab train --model lenet5 --epochs 5            # seed 002's exercise (Adam, tanh)
   cnnlab train --model mnist-classifier --data mnist --data-dir ~/mnist   # seed 000's recipe
   cnnlab train --model my_net.yaml --data ./photos --limit 2000
