@@ -109,8 +109,11 @@ def main() -> int:
     if args.url:
         res = load(args.url.rstrip("/"), args.requests, args.concurrency, args.explain, png)
     else:
-        with serve_process(args.run_dir) as url:
-            res = load(url, args.requests, args.concurrency, args.explain, png)
+        try:
+            with serve_process(args.run_dir) as url:
+                res = load(url, args.requests, args.concurrency, args.explain, png)
+        except RuntimeError as e:  # the server did not come up: its log says why
+            raise SystemExit(str(e)) from None
     res["machine"] = where
     if args.json:
         print(json.dumps(res))

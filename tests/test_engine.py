@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import cli
 from torch.utils.data import DataLoader, TensorDataset
 
 import cnnlab
@@ -92,6 +93,14 @@ def test_compiled_training_matches_the_plain_loop(fashion_dir, tmp_path):
     assert run.results["steps"] == N_TRAIN // 128
     # fused kernels may sum in another order: equal up to float32 rounding
     assert _max_diff(run, _reference_weights(fashion_dir, run)) < 1e-5
+
+
+def test_compile_without_a_compiler_is_one_clear_line_before_anything_is_written(tmp_path):
+    r = cli("train", "--model", "lenet5", "--limit", "300", "--epochs", "1", "--compile",
+            "--out", str(tmp_path / "run"), env={"CXX": str(tmp_path / "no-such-g++")})
+    assert r.returncode == 2 and r.stderr.startswith("error: --compile: torch.compile does not work here")
+    assert len(r.stderr.strip().splitlines()) == 1 and "drop --compile" in r.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_flip_batch_flips_exactly_the_masked_images():

@@ -202,6 +202,19 @@ def test_resume_before_the_first_checkpoint_starts_over(reference, tmp_path):
     assert_same_run(run.path, reference.path)
 
 
+def test_resume_before_the_first_checkpoint_uses_the_spec_copy(reference, tmp_path):
+    # killed after writing config.yaml and spec.yaml, before any checkpoint; then the spec file went away
+    spec = tmp_path / "mine" / "dropnet.yaml"
+    out = tmp_path / "run"
+    out.mkdir()
+    config = yaml.safe_load((reference.path / "config.yaml").read_text())
+    (out / "config.yaml").write_text(yaml.safe_dump({**config, "model": str(spec), "out": str(out)}))
+    (out / "spec.yaml").write_text((reference.path / "spec.yaml").read_text())
+    run = cnnlab.train(resume=out, progress=False)
+    assert_same_run(run.path, reference.path)
+    assert (out / "spec.yaml").read_text() == (reference.path / "spec.yaml").read_text()  # kept, not re-read
+
+
 def test_ctrl_c_saves_and_second_trainer_is_refused(reference, slice_dir, spec_file, tmp_path):
     """A second `cnnlab train` into a run directory in use is refused and writes nothing there."""
     out = tmp_path / "run"

@@ -157,8 +157,8 @@ def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | No
         return torch.bfloat16
     if precision != "auto":
         raise UserError(f"--precision {precision!r}: choose one of auto, fp32, bf16")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cuda":  # native only: before compute capability 8 bf16 is emulated, and slow
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
     if device.type == "cpu":
         return torch.bfloat16 if cpu_has_bf16() else None
     return None
@@ -169,6 +169,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def check_compile(device: torch.device) -> None:
+    """Compile a one-line function, so that `--compile` without a working toolchain (a C++ compiler for the
+    CPU, Triton for GPUs) fails at once with one line, not with a traceback after the data is loaded."""
+    try:
+        torch.compile(lambda x: x * 2 + 1)(torch.ones(4, device=device))
+    except Exception as e:  # noqa: BLE001 -- inductor raises many kinds: no compiler, a failed build, no Triton
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"--compile: torch.compile does not work here ({first}); it needs a C++ compiler "
+                        "(g++) on the CPU or Triton on a GPU: install it or drop --compile") from None
 
 
 # --- augmentation: whole batches as tensor ops, no per-sample Python ---------------------------------------

@@ -1,6 +1,7 @@
 """A training recipe's parts, from a resolved TrainConfig: which samples, optimiser, schedule, augmentation.
 
-The trainer and `cnnlab lr-find` share them, so a range test sees exactly what training will.
+The trainer and `cnnlab lr-find` share them, so a range test sees the samples and optimiser training
+will use (it steps in float32; training may use bf16 autocast, engine.amp_dtype).
 """
 
 from __future__ import annotations

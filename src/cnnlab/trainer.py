@@ -23,7 +23,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig, load_config_file, resolve
 from .data import channel_stats, load_data
 from .distributed import agree, all_gather, broadcast, init_dist, reduce_sum, shard
-from .engine import amp_dtype, autocast, choose_threads, flip_batch, pick_device, prepare_model
+from .engine import amp_dtype, autocast, check_compile, choose_threads, flip_batch, pick_device, prepare_model
 from .errors import UserError
 from .evaluate import classification_report, infer
 from .models import create_model, get_entry
@@ -73,6 +73,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if resume is None and cfg.out:
         rundir.check_new(Path(cfg.out))  # read-only, and before minutes of data loading
     device = pick_device(cfg.device)
+    if cfg.compile:
+        check_compile(device)  # before minutes of data loading and before the run directory exists
     rank, world, owns_group = init_dist(device)
     try:
         return _train(cfg, source, resume is not None, ckpt, rank, world, device, progress)
@@ -136,7 +138,8 @@ def _train(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, ran
         if cfg.tensorboard and is_writer:
             from .tensorboard import TensorBoardLogger
 
-            purge = ckpt["state"]["global_step"] + 1 if ckpt else None  # steps after it are replayed
+            # steps after the checkpoint are replayed (all of them when resumed before the first one)
+            purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if resuming else None)
             tb = stack.enter_context(TensorBoardLogger(out / "tensorboard", purge_step=purge))
         try:
             return _fit(cfg, source, data, meta, (train_idx, val_idx), xtr, ytr, xval, yval, device, out, rank,
@@ -160,6 +163,7 @@ def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path
     amp = None if cfg.engine == "numpy" else amp_dtype(device, cfg.precision)
     if ck is not None and cfg.engine != "numpy":
         amp = torch.bfloat16 if ck["state"].get("precision", "fp32") == "bf16" else None
+    amp = torch.bfloat16 if broadcast("bf16" if amp else "fp32", world) == "bf16" else None  # rank 0's, on every rank
     B = cfg.batch_size
     steps_per_epoch = len(xtr) // B + (1 if len(xtr) % B >= 2 else 0)  # drop a last batch of 1 (BatchNorm)
     total_steps = steps_per_epoch * cfg.epochs
@@ -195,8 +199,8 @@ def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path
     elif is_writer:
         rundir.write_yaml(out / "config.yaml", cfg.to_dict())
         copy = rundir.spec_copy(out, cfg.model)
-        if copy is not None:
-            rundir.write_yaml(copy, get_entry(cfg.model).as_spec_file())
+        if copy is not None:  # from `source`: a run resumed before its first checkpoint keeps its own copy
+            rundir.write_yaml(copy, get_entry(source).as_spec_file())
         rundir.write_json(out / "split.json", {
             "val_split": cfg.val_split, "seed": cfg.seed, "limit": cfg.limit, "stratified": True,
             "train_indices": split[0].tolist(), "val_indices": split[1].tolist()})

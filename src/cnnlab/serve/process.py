@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +30,6 @@ def serve_process(run_dir: str | Path, *, log: str | Path | None = None, env: di
     The server is stopped on exit. RuntimeError, with the server's log, if it exits or does not answer
     within `timeout` seconds.
     """
-    import httpx
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
@@ -41,10 +40,11 @@ def serve_process(run_dir: str | Path, *, log: str | Path | None = None, env: di
         try:
             deadline = time.monotonic() + timeout
             while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
+                try:  # urllib, not httpx: this module must work with the package's own dependencies
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:  # refused while it starts; urllib's URLError is an OSError
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"cnnlab serve did not come up at {url}; its log:\n{log_path.read_text()}")
