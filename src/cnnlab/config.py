@@ -33,7 +33,7 @@ class TrainConfig:
     out: str | None = None  # run directory; default runs/<model>-<data>-<time>
     limit: int | None = None  # use only N training samples (stratified), for quick runs
     image_size: int | None = None  # resize image folders to this size
-    eval_every: int | None = None  # steps between validation points; None: twice per epoch (at least 10 steps)
+    eval_every: int | None = None  # steps between validation points in an epoch (+ its end); None: twice per epoch
     checkpoint_every: int | None = None  # steps between checkpoints (always at each epoch's end)
     patience: int | None = None  # early stopping: epochs without a better val accuracy
     engine: str = "torch"  # torch | numpy (the textbook engine)

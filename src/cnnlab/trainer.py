@@ -296,7 +296,9 @@ def _fit(cfg, source, data, meta, split, xtr, ytr, xval, yval, device, out: Path
             state["global_step"] += 1
             state["step_in_epoch"] = s + 1
             last = s + 1 == steps_per_epoch
-            at_eval = state["global_step"] % eval_every == 0 or last
+            # counted within the epoch, so that twice per epoch means two points, not a third one a step
+            # after the epoch's end when the epoch length is not a multiple of eval_every
+            at_eval = (s + 1) % eval_every == 0 or last
             at_ckpt = bool(cfg.checkpoint_every) and state["global_step"] % cfg.checkpoint_every == 0
             stopping = False
             if device.type == "cpu" or world > 1 or at_eval or at_ckpt or stop.signal is not None:

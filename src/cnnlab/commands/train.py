@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of these options (e.g. a run's config.yaml); flags override it")
     p.add_argument("--limit", type=int, help="train on N samples only (stratified), for quick runs")
     p.add_argument("--image-size", type=int, help="resize image folders to this size")
-    p.add_argument("--eval-every", type=int, help="steps between validation points (default: twice per epoch, at least 10 steps apart)")
+    p.add_argument("--eval-every", type=int, help="steps between validation points within an epoch, plus one at its end (default: twice per epoch)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (always at epoch ends)")
     p.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
     p.add_argument("--engine", help="torch (default) | numpy (the textbook NumPy engine)")
