@@ -4,7 +4,7 @@ The patch of the layer's real input under the kernel (padding included), multipl
 by the filter's weights, summed, plus the bias, is exactly the activation PyTorch computed at that
 position: `conv_arithmetic` checks it and `arithmetic_figure` draws it, number by number.
 
-The small helpers at the top (`layers_of`, `_show_image`...) are shared with `inspection.py`, which
+The small helpers at the top (`layers_of`, `show_image`...) are shared with `inspection.py`, which
 imports them from here; this module never imports `inspection`, so there is no cycle.
 """
 
@@ -26,6 +26,7 @@ from torch import nn
 
 from .errors import UserError
 from .spec import LayerInfo
+from .summary import fmt_shape
 
 CONV = ("Conv2d",)
 
@@ -36,20 +37,16 @@ def layers_of(model: nn.Module, types: tuple[str, ...]) -> list[tuple[LayerInfo,
     return [(i, by_name[i.name]) for i in model.info if i.type in types]
 
 
-def _shape(s) -> str:
-    return "x".join(str(v) for v in s)
-
-
-def _show_image(ax, pixels: np.ndarray) -> None:
+def show_image(ax, pixels: np.ndarray) -> None:
     """(C, H, W) in [0, 1] -> grey or colour image, no ticks."""
     if pixels.shape[0] == 1:
         ax.imshow(pixels[0], cmap="gray", vmin=0, vmax=1)
     else:
         ax.imshow(np.clip(pixels.transpose(1, 2, 0), 0, 1))
-    _off(ax)
+    axis_off(ax)
 
 
-def _off(ax) -> None:
+def axis_off(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -149,7 +146,7 @@ def _numbers(ax, a: np.ndarray, cmap: str, title: str, lim: float) -> None:
             light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=size, color="black" if light else "white")
     ax.set_title(title, fontsize=9)
-    _off(ax)
+    axis_off(ax)
 
 
 def arithmetic_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, caption: str) -> Figure:
@@ -160,7 +157,7 @@ def arithmetic_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cap
     fig = plt.figure(figsize=(13, 3.2 * (cin + 1)))
     gs = fig.add_gridspec(cin + 1, 4, width_ratios=[1, 1, 1, 1.1])
     ax = fig.add_subplot(gs[0, 0])
-    _show_image(ax, pixels)
+    show_image(ax, pixels)
     (r0, c0), (dh, dw) = a.in_origin, conv.dilation
     ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), dw * (kw - 1) + 1, dh * (kh - 1) + 1, fill=False, ec="red", lw=2))
     ax.set_title(f"{caption}\nred box: the {kh}x{kw} patch under the kernel", fontsize=8)
@@ -168,9 +165,9 @@ def arithmetic_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cap
     ax = fig.add_subplot(gs[0, 1])
     im = ax.imshow(fmap, cmap="viridis")
     ax.plot(a.out_pos[1], a.out_pos[0], "s", mfc="none", mec="red", ms=9, mew=2)
-    ax.set_title(f"{info.name} output channel {a.out_channel} ({_shape(fmap.shape)})\n"
+    ax.set_title(f"{info.name} output channel {a.out_channel} ({fmt_shape(fmap.shape)})\n"
                  f"red square: pixel ({a.out_pos[0]}, {a.out_pos[1]})", fontsize=8)
-    _off(ax)
+    axis_off(ax)
     fig.colorbar(im, ax=ax, fraction=0.046)
     note = fig.add_subplot(gs[0, 2:])
     note.axis("off")

@@ -24,16 +24,16 @@ from torch import nn
 from .conv_arithmetic import (
     CONV,
     ConvArithmetic,
-    _off,
-    _shape,
-    _show_image,
     arithmetic_figure,
+    axis_off,
     conv_arithmetic,
     layers_of,
+    show_image,
 )
 from .errors import UserError
 from .preprocess import normalize
 from .spec import LayerInfo
+from .summary import fmt_shape
 
 if TYPE_CHECKING:
     from .run import Run
@@ -149,10 +149,10 @@ def feature_map_figure(info: LayerInfo, fmap: torch.Tensor, pixels: np.ndarray, 
     a = fmap.float().numpy()
     c, h, w = a.shape
     shown = min(c, MAX_MAPS)
-    head = f"{info.name} ({info.type} {info.args}): output {_shape(a.shape)}"
+    head = f"{info.name} ({info.type} {info.args}): output {fmt_shape(a.shape)}"
     if h * w == 1:  # 1x1 maps are single numbers: a bar per channel reads better than 1-pixel tiles
         fig, (ax0, ax) = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1, 5]})
-        _show_image(ax0, pixels)
+        show_image(ax0, pixels)
         ax0.set_title(caption, fontsize=8)
         ax.bar(range(c), a[:, 0, 0], color=np.where(a[:, 0, 0] >= 0, "tab:red", "tab:blue"))
         ax.set_xlabel("channel")
@@ -167,7 +167,7 @@ def feature_map_figure(info: LayerInfo, fmap: torch.Tensor, pixels: np.ndarray, 
     fig = plt.figure(figsize=(3.5 + t * ncols, 1.2 + max(2.4, 1.15 * t * nrows)))
     gs = fig.add_gridspec(nrows, 2, width_ratios=[3.0, t * ncols])
     ax0 = fig.add_subplot(gs[:, 0])
-    _show_image(ax0, pixels)
+    show_image(ax0, pixels)
     ax0.set_title(caption, fontsize=8)
     lo, hi = float(a[:shown].min()), float(a[:shown].max())
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
@@ -182,7 +182,7 @@ def feature_map_figure(info: LayerInfo, fmap: torch.Tensor, pixels: np.ndarray, 
         _label_tiles(ax, band, [f"ch {k}" for k in sel] + [""] * (ncols - len(sel)), None)
         axes.append(ax)
     more = f" (first {shown} of {c} channels)" if shown < c else ""
-    fig.suptitle(f"{head}{more}\ninput {_shape(info.in_shape)}; one colour scale for all channels", fontsize=10)
+    fig.suptitle(f"{head}{more}\ninput {fmt_shape(info.in_shape)}; one colour scale for all channels", fontsize=10)
     fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label="activation")
     return fig
 
@@ -229,11 +229,11 @@ def attribution_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cl
     for r, (t, why) in enumerate(targets):
         maps = attributions(model, x, t)
         name = f"{why} class '{classes[t]}' (p = {prob[t]:.2f})"
-        _show_image(axes[r, 0], pixels)
+        show_image(axes[r, 0], pixels)
         axes[r, 0].set_title(caption if r == 0 else "", fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=9)
         panels = [("saliency", "hot", "saliency: |∂ score / ∂ pixel|"),
-                  ("gradcam", "jet", f"Grad-CAM at {info.name} ({_shape(info.out_shape)}), upsampled")]
+                  ("gradcam", "jet", f"Grad-CAM at {info.name} ({fmt_shape(info.out_shape)}), upsampled")]
         for c, (key, cmap, what) in enumerate(panels):
             m = maps[key]
             m = m / m.max() if m.max() > 0 else m
@@ -241,7 +241,7 @@ def attribution_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cl
             ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
             im = ax.imshow(m, cmap=cmap, alpha=0.55, vmin=0, vmax=1)
             ax.set_title(f"{what}\nfor '{classes[t]}'", fontsize=8)
-            _off(ax)
+            axis_off(ax)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="relative importance")
     if true is not None and true == pred:
         fig.text(0.5, 0.005, "the prediction is correct: predicted = true class", ha="center", fontsize=9)
