@@ -300,10 +300,11 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             seed = seed_epoch(name, tmp / "tv", mean[0], std[0], opts.seed)
             log(f"{name}: cnnlab.train, one epoch of {n_train} images ...")
             ours = engine_epoch(name, raw, n_train, threads, opts.seed, tmp / "runs" / name)
-            floor = n_full * 6 * macs / (peak_used * 1e9)
+            flops = n_full * 6 * macs  # an epoch's training FLOPs: 3 passes x 2 FLOPs per multiply-add
+            floor = flops / (peak_used * 1e9)
             row = {"model": name, "macs": macs, "params": totals(model)["params"], "batch_size": SEED_BATCH,
                    "floor_epoch_seconds": round(floor, 6),
-                   "floor_epoch_seconds_fp32": round(n_full * 6 * macs / (peak["fp32"] * 1e9), 6)}
+                   "floor_epoch_seconds_fp32": round(flops / (peak["fp32"] * 1e9), 6)}
             for key, r in (("seed", seed), ("cnnlab", ours)):
                 row[key] = {"epoch_seconds": round(r["seconds"] * scale, 6),
                             "images_per_s": round(n_train / r["seconds"], 1),
