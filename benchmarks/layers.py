@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.bench import matmul_gflops
-from cnnlab.engine import amp_dtype, autocast, prepare_model
 from cnnlab.models import create_model
+from cnnlab.training.runtime import amp_dtype, autocast, prepare_model
 
 MODELS = {"mnist-classifier": 128, "lenet5": 128, "fastcnn": 256}  # the batch each is trained with
 

@@ -19,8 +19,7 @@ import tempfile
 from pathlib import Path
 
 import cnnlab
-from cnnlab.models import create_model, get_entry
-from cnnlab.summary import totals
+from cnnlab.models import create_model, get_entry, totals
 
 
 def conv(out: int, k: int = 3, s: int = 1) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 CHILD = r"""
 import json, os, sys, time, torch, torch.nn.functional as F
 from cnnlab.models import create_model
-from cnnlab.engine import prepare_model, amp_dtype, autocast
+from cnnlab.training.runtime import prepare_model, amp_dtype, autocast
 name, threads, steps, batch, what = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 torch.set_num_threads(threads)
 if what == "mm":

@@ -29,7 +29,7 @@ import cnnlab
 SERVER = r"""
 import json, os, sys, time, traceback
 import cnnlab.cli
-import cnnlab.data, cnnlab.predict, cnnlab.run, cnnlab.trainer  # the heavy imports, done once
+import cnnlab.data, cnnlab.predict, cnnlab.run, cnnlab.training.launch  # the heavy imports, done once
 cnnlab.cli.build_parser()  # imports every command module
 for line in sys.stdin:
     case = json.loads(line)
@@ -71,14 +71,14 @@ for line in sys.stdin:
 
 # Writes fail as on a full disk: the payload is partly written, then ENOSPC, inside cnnlab's atomic write.
 DISK_FULL = """
-import errno, os, cnnlab.checkpoint, cnnlab.weights
-_real = cnnlab.weights.atomic_write
+import errno, os, cnnlab.files, cnnlab.models.weights, cnnlab.training.checkpoint
+_real = cnnlab.files.atomic_write
 def _full(path, write):
     def write_then_fail(tmp):
         write(tmp)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     return _real(path, write_then_fail)
-cnnlab.weights.atomic_write = cnnlab.checkpoint.atomic_write = _full
+cnnlab.files.atomic_write = cnnlab.models.weights.atomic_write = cnnlab.training.checkpoint.atomic_write = _full
 """
 
 

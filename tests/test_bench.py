@@ -10,8 +10,7 @@ from helpers import cli
 
 from cnnlab.bench import first_crossing, format_report
 from cnnlab.data import load_data
-from cnnlab.models import create_model
-from cnnlab.summary import totals
+from cnnlab.models import create_model, totals
 
 MODELS = ("mnist-classifier", "lenet5", "fastcnn")
 
@@ -40,7 +39,7 @@ def test_bench_json_has_every_figure(bench):
     assert m["cpus"] >= 1 and m["torch"] and m["cpu"]
     assert bench["threads"] == 1 and bench["quick"] is True
     assert bench["matmul_gflops"]["fp32"] > 0
-    assert bench["engine_precision"] in ("fp32", "bf16")
+    assert bench["train_precision"] in ("fp32", "bf16")
     assert bench["data"] == {"name": bench["data"]["name"], "train_images": 768, "full_train_images": 768,
                              "test_images": 300}
     assert [row["model"] for row in bench["epochs"]] == list(MODELS)
@@ -58,7 +57,7 @@ def test_bench_json_has_every_figure(bench):
                                                rel=0.02)
         assert row["floor_epoch_seconds"] > 0 and row["cnnlab_over_floor"] > 0
         # the floor is training FLOPs (3 passes x 2 FLOPs per multiply-add) over the measured peak
-        peak = bench["matmul_gflops"]["bf16" if bench["engine_precision"] == "bf16" else "fp32"]
+        peak = bench["matmul_gflops"]["bf16" if bench["train_precision"] == "bf16" else "fp32"]
         assert row["floor_epoch_seconds"] == pytest.approx(768 * 6 * row["macs"] / (peak * 1e9), rel=0.02)
 
 
@@ -78,7 +77,7 @@ def test_bench_time_to_accuracy_and_inference(bench):
     for mark, seconds in short["val_crossings"].items():
         assert mark in ("0.91", "0.93") and (seconds is None or 0 < seconds <= short["train_seconds"] + 1)
     inf = bench["inference"]
-    for sfx in ("", "_engine"):  # as served, and in the engine's form
+    for sfx in ("", "_fast"):  # as served, and in the training form
         assert inf["batch1_images_per_s" + sfx] > 0 and inf["batch1024_images_per_s" + sfx] > 0
         assert 0 < inf["batch1_p50_ms" + sfx] <= inf["batch1_p90_ms" + sfx]
 

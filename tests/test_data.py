@@ -13,10 +13,10 @@ import torch
 from datafiles import CIFAR_CLASSES, idx_bytes, mnist_like_digits, write_cifar, write_idx, write_image_folder
 from PIL import Image
 
-from cnnlab import data
 from cnnlab.data import (
     DIGIT_CLASSES,
     FASHION_CLASSES,
+    catalog,
     channel_stats,
     known_datasets,
     load_data,
@@ -31,7 +31,7 @@ def isolated(tmp_path, monkeypatch):
     """No user cache, no CNNLAB_DATA and an empty system folder, unless a test sets them."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", [tmp_path / "system"])
+    monkeypatch.setattr(catalog, "SYSTEM_DIRS", [tmp_path / "system"])
 
 
 def tiny(n_train=30, n_test=10, shape=(28, 28), seed=0):
@@ -171,7 +171,7 @@ def test_digits():
 
 
 def test_real_fashion_mnist(monkeypatch, fashion_dir):  # the fixture fails, saying how to install it
-    monkeypatch.setattr(data, "SYSTEM_DIRS", [fashion_dir.parent])
+    monkeypatch.setattr(catalog, "SYSTEM_DIRS", [fashion_dir.parent])
     start = time.perf_counter()
     ds = load_data("fashion-mnist", download=False)
     seconds = time.perf_counter() - start

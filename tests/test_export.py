@@ -16,9 +16,9 @@ from datafiles import fashion_test_images
 from helpers import cli
 
 from cnnlab.cli import main
+from cnnlab.data import normalize
 from cnnlab.export import export_onnx, export_torchscript
-from cnnlab.preprocess import normalize
-from cnnlab.weights import ModelMeta
+from cnnlab.models import ModelMeta
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,21 @@ from PIL import Image
 
 from cnnlab import build_model
 from cnnlab.cli import main
-from cnnlab.evaluate import infer
-from cnnlab.inspection import (
-    CONV,
-    POOL,
-    attributions,
-    conv_arithmetic,
-    feature_map_figure,
-    feature_maps,
-    filter_figure,
-    filter_tiles,
-    gradcam_layer,
-    layers_of,
-    save_inspection,
-)
-from cnnlab.mistakes import find_mistakes, load_test_set
-from cnnlab.preprocess import normalize
+from cnnlab.data import normalize
+from cnnlab.models import layers_of
+from cnnlab.models.evaluate import infer
+from cnnlab.models.layers import CONV, POOL
+from cnnlab.viz.attribution import attributions, gradcam_layer
+from cnnlab.viz.conv_arithmetic import conv_arithmetic
+from cnnlab.viz.feature_maps import feature_map_figure, feature_maps
+from cnnlab.viz.filters import filter_figure, filter_tiles
+from cnnlab.viz.inspect import save_inspection
+from cnnlab.viz.mistakes import find_mistakes
 
 
 @pytest.fixture(scope="module")
 def test_set(fashion_run):
-    return load_test_set(fashion_run)
+    return fashion_run.test_set()
 
 
 def _x(run, test, i: int) -> torch.Tensor:

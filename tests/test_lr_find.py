@@ -12,7 +12,7 @@ from PIL import Image
 from cnnlab import create_model
 from cnnlab.cli import main
 from cnnlab.errors import UserError
-from cnnlab.lr_find import lr_find, lr_range_test, smooth, suggest
+from cnnlab.training.lr_find import lr_find, lr_range_test, smooth, suggest
 
 
 def test_suggestion_is_the_steepest_descent_of_a_known_curve():
@@ -28,7 +28,7 @@ def test_suggestion_is_the_steepest_descent_of_a_known_curve():
 
 
 def test_range_test_on_fashion_mnist(fashion_dir, tmp_path):
-    r = lr_find("lenet5", "fashion-mnist", data_dir=str(fashion_dir), limit=2000, steps=80, out=tmp_path)
+    r = lr_find(model="lenet5", data="fashion-mnist", data_dir=str(fashion_dir), limit=2000, steps=80, out=tmp_path)
     lrs = np.array(r.lrs)
     ratios = lrs[1:] / lrs[:-1]
     np.testing.assert_allclose(ratios, (10.0 / 1e-6) ** (1 / 79), rtol=1e-9)  # exponential sweep

@@ -10,9 +10,7 @@ import torch
 
 import cnnlab
 from cnnlab.errors import UserError
-from cnnlab.models import create_model, list_models
-from cnnlab.spec import load_spec
-from cnnlab.summary import format_summary, totals
+from cnnlab.models import create_model, format_summary, list_models, load_spec, totals
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8)]
 CASES = [(e.name, s) for e in list_models() for s in SHAPES]

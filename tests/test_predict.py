@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ from helpers import cli
 from PIL import Image
 
 from cnnlab.cli import main
-from cnnlab.predict import iter_image_files, predict_files, predict_stream
+from cnnlab.data import IMAGE_EXTS
+from cnnlab.data.folders import load_folder
+from cnnlab.predict import iter_image_files, predict_files, predict_folder, predict_stream
 
 N_FOLDER = 2000
 
@@ -179,3 +182,19 @@ def test_memory_stays_flat_on_large_photos(fashion_run, tmp_path):
     assert rc == "0", r.stderr
     assert len(r.stdout.splitlines()) == 48
     assert float(grew_mb) < 120, f"peak memory grew {grew_mb} MB while predicting"
+
+
+def test_predict_folder_takes_every_suffix_training_takes(fashion_run, tmp_path, fashion_dir):
+    """One list of image suffixes (data.IMAGE_EXTS): a .pnm that trains is also predicted from a folder."""
+    x, _ = fashion_test_images(fashion_dir, 2)
+    for cls in ("a", "b"):
+        (tmp_path / "pool" / cls).mkdir(parents=True)
+        for i, ext in enumerate((".pnm", ".png")):
+            fmt = "PPM" if ext == ".pnm" else "PNG"
+            Image.fromarray(x[i]).save(tmp_path / "pool" / cls / f"{i}{ext}", format=fmt)
+    assert ".pnm" in IMAGE_EXTS
+    assert len(load_folder(tmp_path / "pool", None).train) == 4  # training reads the .pnm files
+    got = list(predict_folder(fashion_run.model, fashion_run.meta, [tmp_path / "pool"]))
+    assert sorted(Path(o["file"]).name for o in got) == ["0.pnm", "0.pnm", "1.png", "1.png"]
+    same = predict_files(fashion_run.model, fashion_run.meta, [o["file"] for o in got])
+    assert [o["label"] for o in got] == [o["label"] for o in same]

@@ -10,8 +10,8 @@ from datafiles import _glyph
 from helpers import cli
 from PIL import Image
 
-from cnnlab.preprocess import open_image, to_model_pixels
-from cnnlab.weights import ModelMeta
+from cnnlab.data import open_image, to_model_pixels
+from cnnlab.models import ModelMeta
 
 MNIST_META = ModelMeta(spec={}, input_shape=(1, 28, 28), classes=[str(i) for i in range(10)], mean=[0.13],
                        std=[0.31], style="mnist")

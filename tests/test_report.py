@@ -9,7 +9,7 @@ from conftest import ARTIFACTS
 from playwright.sync_api import sync_playwright
 
 from cnnlab.cli import main
-from cnnlab.report import SECTIONS
+from cnnlab.viz.report import SECTIONS
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

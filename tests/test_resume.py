@@ -26,11 +26,12 @@ from helpers import cli
 from safetensors.torch import load_file
 
 import cnnlab
-import cnnlab.checkpoint
-import cnnlab.engine
-import cnnlab.weights
-from cnnlab.checkpoint import load_checkpoint
+import cnnlab.files
+import cnnlab.training.callbacks.checkpoint
+import cnnlab.training.checkpoint
+import cnnlab.training.runtime
 from cnnlab.errors import UserError
+from cnnlab.training.checkpoint import load_checkpoint
 
 # A small CNN with Dropout (so torch's global RNG matters), trained with Adam (optimiser state), a
 # one-cycle schedule (scheduler state) and flips (per-step augmentation RNG): everything resume restores.
@@ -240,9 +241,9 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
     # lr 1e-5: validation accuracy stops improving after epoch 1, so patience 1 stops after epoch 2.
     opts = {"model": "lenet5", "data": str(slice_dir), "epochs": 6, "batch_size": 64, "limit": 600,
             "optimizer": "sgd", "lr": 1e-5, "patience": 1, "progress": False}
-    trainer = sys.modules["cnnlab.trainer"]
-    monkeypatch.setattr(trainer, "choose_threads", lambda requested: 2)  # what this machine measured then
-    monkeypatch.setattr(cnnlab.engine, "cpu_has_bf16", lambda: True)  # and it computes bf16 natively
+    launch = sys.modules["cnnlab.training.launch"]
+    monkeypatch.setattr(launch, "choose_threads", lambda requested: 2)  # what this machine measured then
+    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: True)  # and it computes bf16 natively
     ref = cnnlab.train(out=str(tmp_path / "ref"), **opts)
     assert ref.results["threads"] == 2 and ref.results["precision"] == "bf16"
     assert ref.results["early_stopped"] and ref.results["epochs"] == 2
@@ -250,19 +251,19 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
     class Crash(BaseException):
         pass
 
-    real_save = cnnlab.checkpoint.save_checkpoint
+    real_save = cnnlab.training.checkpoint.save_checkpoint
 
     def save_then_crash(state, path):  # the process dies right after the epoch-2 checkpoint landed
         real_save(state, path)
         if state["state"]["epoch"] == 2 and state["state"]["step_in_epoch"] == 0:
             raise Crash
 
-    monkeypatch.setattr(trainer, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(cnnlab.training.callbacks.checkpoint, "save_checkpoint", save_then_crash)
     with pytest.raises(Crash):
         cnnlab.train(out=str(tmp_path / "run"), **opts)
     monkeypatch.undo()
-    monkeypatch.setattr(trainer, "choose_threads", lambda requested: 1)  # the machine is busier now
-    monkeypatch.setattr(cnnlab.engine, "cpu_has_bf16", lambda: False)  # and resumes where bf16 is not native
+    monkeypatch.setattr(launch, "choose_threads", lambda requested: 1)  # the machine is busier now
+    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: False)  # and resumes where bf16 is not native
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["state"]["bad_epochs"] == 1
     run = cnnlab.train(resume=tmp_path / "run", progress=False)
     assert run.results["early_stopped"] and run.results["epochs"] == 2 and run.results["steps"] == 20
@@ -291,7 +292,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
 def test_disk_full_mid_run_keeps_the_last_checkpoint_then_resume_finishes(reference, tmp_path, monkeypatch):
     """ENOSPC on the 4th checkpoint write: exit with a clear error, earlier files intact, resume exact."""
     out = tmp_path / "run"
-    real = cnnlab.weights.atomic_write
+    real = cnnlab.files.atomic_write
     count = {"ckpt": 0}
 
     def full_disk(path, write):
@@ -304,7 +305,7 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint_then_resume_finishes(refere
                 return real(path, write_then_fail)
         return real(path, write)
 
-    monkeypatch.setattr(cnnlab.checkpoint, "atomic_write", full_disk)
+    monkeypatch.setattr(cnnlab.training.checkpoint, "atomic_write", full_disk)
     with pytest.raises(UserError, match=r"No space left on device.*--resume"):
         cnnlab.train(model=reference.config["model"], data=reference.config["data"], out=str(out),
                      progress=False, **OPTS)
@@ -320,7 +321,7 @@ def test_resume_uses_the_runs_own_copy_of_a_deleted_spec_file(reference, tmp_pat
     spec.parent.mkdir()
     spec.write_text(Path(reference.config["model"]).read_text())
     out = tmp_path / "run"
-    real = cnnlab.checkpoint.atomic_write
+    real = cnnlab.training.checkpoint.atomic_write
 
     def crash_at_third_checkpoint(path, write):
         saved = out / "checkpoints" / "last.pt"
@@ -328,7 +329,7 @@ def test_resume_uses_the_runs_own_copy_of_a_deleted_spec_file(reference, tmp_pat
             raise KeyboardInterrupt  # as if killed there
         return real(path, write)
 
-    monkeypatch.setattr(cnnlab.checkpoint, "atomic_write", crash_at_third_checkpoint)
+    monkeypatch.setattr(cnnlab.training.checkpoint, "atomic_write", crash_at_third_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         cnnlab.train(model=str(spec), data=reference.config["data"], out=str(out), progress=False, **OPTS)
     monkeypatch.undo()
@@ -369,7 +370,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, fmt):
 def test_checkpoint_is_written_atomically(tmp_path, monkeypatch):
     """A write that dies half-way leaves the previous checkpoint byte-identical and no temp file."""
     path = tmp_path / "last.pt"
-    cnnlab.checkpoint.save_checkpoint({"v": torch.arange(5)}, path)
+    cnnlab.training.checkpoint.save_checkpoint({"v": torch.arange(5)}, path)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def dies(obj, f):
@@ -378,6 +379,6 @@ def test_checkpoint_is_written_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", dies)
     with pytest.raises(KeyboardInterrupt):
-        cnnlab.checkpoint.save_checkpoint({"v": torch.arange(7)}, path)
+        cnnlab.training.checkpoint.save_checkpoint({"v": torch.arange(7)}, path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from cnnlab.cli import main
-from cnnlab.preprocess import open_image, to_model_pixels
+from cnnlab.data import open_image, to_model_pixels
 from cnnlab.serve import Settings, create_app, serve_in_thread
 
 with warnings.catch_warnings():  # starlette warns that its TestClient will move to httpx2

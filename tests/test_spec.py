@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from cnnlab.errors import UserError
-from cnnlab.models import create_model, get_entry
-from cnnlab.spec import build_model, load_spec
-from cnnlab.summary import window
+from cnnlab.models import build_model, create_model, get_entry, load_spec
+from cnnlab.models.shapes import window
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "models"
 

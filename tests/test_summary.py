@@ -11,9 +11,7 @@ from helpers import cli
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnlab.models import create_model, list_models
-from cnnlab.spec import build_model, load_spec
-from cnnlab.summary import format_summary, totals
+from cnnlab.models import build_model, create_model, format_summary, list_models, load_spec, totals
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "models"
 MODELS = [(e.name, shape) for e in list_models() for shape in ((1, 28, 28), (3, 32, 32))] + \

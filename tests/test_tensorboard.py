@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cnnlab import create_model
-from cnnlab.tensorboard import SCALAR_TAGS, TensorBoardLogger, filter_grid
+from cnnlab.training.callbacks.tensorboard import SCALAR_TAGS, TensorBoardLogger, filter_grid
 
 ROWS = [  # as the trainer logs them: metrics.csv rows; the first point has no validation yet
     {"step": 10, "train_loss": 2.1, "val_loss": None, "val_accuracy": None, "lr": 0.001},

@@ -18,10 +18,10 @@ from test_resume import write_fashion_slice
 
 import cnnlab
 import cnnlab.cli
-from cnnlab.checkpoint import load_checkpoint
-from cnnlab.config import TrainConfig, resolve
 from cnnlab.data import load_data
 from cnnlab.models import get_entry
+from cnnlab.training.checkpoint import load_checkpoint
+from cnnlab.training.config import TrainConfig, resolve
 
 SMALL = {"model": "lenet5", "epochs": 1, "batch_size": 64, "limit": 1000, "eval_every": 5, "threads": 1,
          "progress": False}

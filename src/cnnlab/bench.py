@@ -1,4 +1,4 @@
-"""`cnnlab bench`: the seeds' DataLoader loop and cnnlab's engine, side by side in one process, same data.
+"""`cnnlab bench`: the seeds' DataLoader loop and cnnlab's trainer, side by side in one process, same data.
 
 For each model the seeds' loop (torchvision's FashionMNIST dataset over the same IDX files, per-sample
 `ToTensor` + `Normalize`, `DataLoader(batch_size=128, shuffle=True)`, an optimiser step per batch) and
@@ -26,10 +26,13 @@ import numpy as np
 import torch
 
 from .data import channel_stats, load_data
-from .engine import amp_dtype, autocast, choose_threads, cpu_has_bf16, prepare_model
 from .errors import UserError
-from .models import DEFAULT_MODEL, create_model
-from .summary import totals
+from .models import create_model, fmt_shape, totals
+from .run import train
+from .training.config import resolve
+from .training.options import DEFAULT_MODEL, TrainConfig
+from .training.recipe import make_optimizer
+from .training.runtime import amp_dtype, autocast, choose_threads, cpu_has_bf16, prepare_model
 
 SEED_BATCH = 128  # every seed notebook's DataLoader batch size
 THRESHOLDS = (0.91, 0.93)  # time-to-accuracy marks
@@ -45,7 +48,7 @@ class BenchOptions:
     models: tuple[str, ...] = ("mnist-classifier", "lenet5", DEFAULT_MODEL)
     quick: bool = False  # a smoke run: a slice of the data, times extrapolated to a full epoch
     limit: int | None = None  # training images per timed epoch (default: all; 2,048 with quick)
-    threads: int | None = None  # None: engine.choose_threads measures
+    threads: int | None = None  # None: runtime.choose_threads measures
     accuracy: bool = True  # the time-to-accuracy and inference sections
     seed: int = 0
 
@@ -119,13 +122,7 @@ def seed_validate(model, test_loader) -> float:
 
 def _seed_optimizer(name: str, params):
     """The model's own optimiser at its own (constant) learning rate, as a seed notebook would set it."""
-    from .config import TrainConfig, resolve
-
-    cfg = resolve(TrainConfig(model=name))
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return make_optimizer(resolve(TrainConfig(model=name)), params)
 
 
 def seed_epoch(name: str, root: Path, mean: float, std: float, seed: int) -> dict:
@@ -152,10 +149,8 @@ def seed_epoch(name: str, root: Path, mean: float, std: float, seed: int) -> dic
     return {"seconds": seconds, "data_seconds": time.perf_counter() - t, "test_accuracy": accuracy}
 
 
-def engine_epoch(name: str, data_dir: Path, n_train: int, threads: int, seed: int, out: Path) -> dict:
+def cnnlab_epoch(name: str, data_dir: Path, n_train: int, threads: int, seed: int, out: Path) -> dict:
     """One epoch of `cnnlab.train` on the same files, batch and initial weights; no validation split."""
-    from .trainer import train
-
     with contextlib.redirect_stdout(sys.stderr):  # its epoch line must not mix into --json output
         # on the CPU, like the seeds' loop: a GPU would compare devices, not loops
         run = train(model=name, data=str(data_dir), epochs=1, batch_size=SEED_BATCH, val_split=0.0, device="cpu",
@@ -202,8 +197,6 @@ def time_to_accuracy(data: str, data_dir: str | None, threads: int, out: Path, q
     """The fast recipe: a short run (SHORT) and fastcnn's defaults; test accuracy, seconds, validation crossings.
 
     With quick, one epoch of the short kind only (on the bench's slice of the data)."""
-    from .trainer import train
-
     runs = {}
     plans = {"short": {"epochs": 1}} if quick else {"short": SHORT, "default": {}}
     for label, kw in plans.items():
@@ -220,11 +213,11 @@ def time_to_accuracy(data: str, data_dir: str | None, threads: int, out: Path, q
 
 def inference_speed(model: torch.nn.Module, x: torch.Tensor, single: int = 300) -> dict:
     """Images/s at batch 1 and 1024 and the batch-1 latency (p50, p90): the model as loaded for serving
-    (float32, NCHW), then in the engine's form (channels-last, bf16 autocast where the CPU has it)."""
+    (float32, NCHW), then in training's form (channels-last, bf16 autocast where the CPU has it)."""
     cpu = torch.device("cpu")
     fast = prepare_model(copy.deepcopy(model), cpu)
     out = _inference(model.eval(), x, single, None)
-    out.update({f"{k}_engine": v for k, v in _inference(fast.eval(), x, single, amp_dtype(cpu)).items()})
+    out.update({f"{k}_fast": v for k, v in _inference(fast.eval(), x, single, amp_dtype(cpu)).items()})
     return out
 
 
@@ -261,8 +254,7 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
     ds = load_data(opts.data, opts.data_dir)
     if tuple(ds.input_shape) != (1, 28, 28):
         raise UserError(f"--data {opts.data}: cnnlab bench compares with the seeds' MNIST loop and needs 1x28x28 "
-                        f"IDX data (fashion-mnist, mnist or such a folder); this is "
-                        f"{'x'.join(map(str, ds.input_shape))}")
+                        f"IDX data (fashion-mnist, mnist or such a folder); this is {fmt_shape(ds.input_shape)}")
     n_full = len(ds.train)
     limit = opts.limit or (2048 if opts.quick else None)
     if limit is not None and limit < 2 * SEED_BATCH:
@@ -279,13 +271,13 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
     if cpu_has_bf16():
         peak["bf16"] = round(matmul_gflops(threads, torch.bfloat16), 1)
     # The floor is taken against the peak of the precision cnnlab.train computes in here (bf16 autocast
-    # where the CPU has it natively, engine.amp_dtype); the float32 floor is reported beside it.
-    engine_dtype = amp_dtype(torch.device("cpu"))
-    peak_used = peak["bf16"] if engine_dtype == torch.bfloat16 else peak["fp32"]
+    # where the CPU has it natively, runtime.amp_dtype); the float32 floor is reported beside it.
+    train_dtype = amp_dtype(torch.device("cpu"))
+    peak_used = peak["bf16"] if train_dtype == torch.bfloat16 else peak["fp32"]
     log(f"matmul peak at {threads} thread(s): " + ", ".join(f"{v} GFLOP/s {k}" for k, v in peak.items()))
     mean, std = channel_stats(ds.train.x[:n_train])
     result = {"machine": machine, "threads": threads, "quick": opts.quick, "matmul_gflops": peak,
-              "engine_precision": "bf16" if engine_dtype == torch.bfloat16 else "fp32",
+              "train_precision": "bf16" if train_dtype == torch.bfloat16 else "fp32",
               "data": {"name": ds.name, "train_images": n_train, "full_train_images": n_full, "test_images": n_test},
               "epochs": []}
     scale = n_full / n_train  # seconds on the slice -> seconds per full epoch
@@ -299,7 +291,7 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             log(f"{name}: the seeds' loop, one epoch of {n_train} images ...")
             seed = seed_epoch(name, tmp / "tv", mean[0], std[0], opts.seed)
             log(f"{name}: cnnlab.train, one epoch of {n_train} images ...")
-            ours = engine_epoch(name, raw, n_train, threads, opts.seed, tmp / "runs" / name)
+            ours = cnnlab_epoch(name, raw, n_train, threads, opts.seed, tmp / "runs" / name)
             flops = n_full * 6 * macs  # an epoch's training FLOPs: 3 passes x 2 FLOPs per multiply-add
             floor = flops / (peak_used * 1e9)
             row = {"model": name, "macs": macs, "params": totals(model)["params"], "batch_size": SEED_BATCH,
@@ -353,13 +345,13 @@ def format_report(r: dict) -> str:
              f"torch {m['torch']}, {r['threads']} thread(s), load average {m['load_average']} -> "
              f"{m.get('load_average_end')}"),
              (f"matmul peak (torch.mm 1024x1024, {r['threads']} thread(s)): {peak}; cnnlab trains in "
-             f"{r['engine_precision']}"),
+             f"{r['train_precision']}"),
              "",
              f"one epoch of {d['name']} ({d['full_train_images']} images, batch {SEED_BATCH}"
              + (f"; timed on {d['train_images']} and scaled" if d['train_images'] < d['full_train_images'] else "")
              + "), same data, same initial weights:",
              (f"seconds per epoch; (data s) = the seed loop's DataLoader alone; FLOP floor at the "
-              f"{r['engine_precision']} peak and ours/floor, and the floor at the fp32 peak; test accuracy on "
+              f"{r['train_precision']} peak and ours/floor, and the floor at the fp32 peak; test accuracy on "
               f"{d['test_images']} images"),
              "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(_COLUMNS, _WIDTHS)))]
     lines += [format_row(row) for row in r["epochs"]]
@@ -376,7 +368,7 @@ def format_report(r: dict) -> str:
     inf = r.get("inference")
     if inf:
         lines += ["", f"inference, {inf['model']} ({inf['threads']} thread(s)):"]
-        for label, sfx in (("as served (float32, NCHW)", ""), ("engine form (channels-last, autocast)", "_engine")):
+        for label, sfx in (("as served (float32, NCHW)", ""), ("training form (channels-last, autocast)", "_fast")):
             lines.append(f"  {label:<38} batch 1: {inf['batch1_images_per_s' + sfx]:5.0f} images/s, "
                          f"p50 {inf['batch1_p50_ms' + sfx]:.2f} ms, p90 {inf['batch1_p90_ms' + sfx]:.2f} ms; "
                          f"batch 1024: {inf['batch1024_images_per_s' + sfx]:5.0f} images/s")

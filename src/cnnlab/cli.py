@@ -14,9 +14,20 @@ import sys
 
 from . import commands
 from .errors import UserError
+from .training.stopping import Interrupted
 
 ORDER = ["train", "eval", "predict", "summary", "models", "datasets", "inspect", "mistakes", "lr_find", "report",
          "serve", "export", "bench"]
+
+
+class _Version(argparse.Action):
+    """Like argparse's "version" action, but the version is read only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import cnnlab
+
+        print(f"cnnlab {cnnlab.__version__}")  # on stdout, as argparse's own version action prints it
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,7 +43,7 @@ def _modules() -> list[str]:
 def build_parser() -> Parser:
     p = Parser(prog="cnnlab", description="Train, inspect, export and serve CNN image classifiers.",
                epilog="Run `cnnlab COMMAND --help` for a command's options and examples.")
-    p.add_argument("--version", action="version", version="cnnlab 0.1.0")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in _modules():
         mod = importlib.import_module(f"cnnlab.commands.{name}")
@@ -59,14 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `cnnlab predict ... | head`
         return 0
-    except Exception as e:
-        from .stopping import Interrupted
-
-        if isinstance(e, Interrupted):
-            if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one says so
-                print(f"interrupted: {e}", file=sys.stderr)
-            return 130
-        raise
+    except Interrupted as e:
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops; one says so
+            print(f"interrupted: {e}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

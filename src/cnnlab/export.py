@@ -16,16 +16,15 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .data import load_data, normalize
 from .errors import UserError
-from .weights import ModelMeta, atomic_write
-
-if TYPE_CHECKING:
-    from .run import Run
+from .files import atomic_write
+from .models import ModelMeta
+from .run import Run, open_model
 
 # Opset 17 (2022) is run by every ONNX Runtime since 1.12 and by most other runtimes (TensorRT, OpenCV,
 # onnx.js); our layers (Conv, pooling incl. LpPool's decomposition, Gemm, tanh, BatchNorm) need nothing newer.
@@ -37,22 +36,11 @@ EXTRA_FILE = "cnnlab.json"
 
 def load_for_export(run_or_weights: Run | str | Path) -> tuple[torch.nn.Module, ModelMeta, Path]:
     """(model on CPU in eval mode, meta, folder to write into) from a Run, a run directory or a .safetensors file."""
-    from .run import Run
-    from .weights import load_weights
-
     if isinstance(run_or_weights, Run):
         model, meta = run_or_weights.load()
         return model, meta, run_or_weights.path
-    src = Path(run_or_weights)
-    if src.suffix == ".safetensors" and src.is_file():
-        model, meta = load_weights(src)
-        return model, meta, src.parent
-    if not src.is_dir():
-        raise UserError(f"{src}: no such run directory; give the folder `cnnlab train` printed "
-                        "(or a .safetensors file cnnlab wrote)")
-    run = Run(src)
-    model, meta = run.load()
-    return model, meta, run.path
+    model, meta, run = open_model(run_or_weights)
+    return model, meta, run.path if run is not None else Path(run_or_weights).parent
 
 
 def metadata(meta: ModelMeta) -> dict[str, str]:
@@ -150,9 +138,6 @@ def check_export(path: str | Path, run_or_weights: Run | str | Path, n: int = 8,
 
 def sample_inputs(meta: ModelMeta, n: int = 8, data_dir: str | None = None) -> tuple[torch.Tensor, str]:
     """The first n test images of the model's data set, normalised; random ones if it cannot be loaded."""
-    from .data import load_data
-    from .preprocess import normalize
-
     name = meta.data
     try:
         if not name:

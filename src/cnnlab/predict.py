@@ -1,4 +1,6 @@
-"""Prediction on the user's own image files, in the JSON shape DESIGN.md gives.
+"""Prediction on the user's own image files: one object per image,
+`{"file", "label", "probability", "top_k": [{"label", "probability"}, ...]}` (the shape `cnnlab predict --json`
+prints and the server's POST /predict answers; docs/serving.md).
 
 Two ways in: `predict_files` for a handful of files (all decoded first, so a bad one fails before any
 output), and `predict_stream` / `predict_folder` for whole folders: one batch of images in memory at a
@@ -10,20 +12,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import TextIO
 
 import torch
+from tqdm.auto import tqdm
 
+from .data import IMAGE_EXTS, open_image, prepare
 from .errors import UserError
-from .preprocess import open_image, prepare
-from .weights import ModelMeta
+from .models import ModelMeta
 
-# What Pillow decodes; a folder's other files (notes, CSVs, .DS_Store) are not images and are passed over.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv")
 
 
@@ -69,7 +71,7 @@ def iter_image_files(root: str | Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # walked in this order
         for f in sorted(files):
-            if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES):
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTS):  # a folder's notes and CSVs are not
                 yield Path(folder) / f
 
 
@@ -103,12 +105,19 @@ def predict_stream(model: torch.nn.Module, meta: ModelMeta, paths: Iterable[str 
             bar.close()
 
 
-def predict_folder(model: torch.nn.Module, meta: ModelMeta, root: str | Path, top_k: int = 3,
-                   batch_size: int = 256, on_error: Callable[[str, str], None] | None = None,
+def count_images(roots: Iterable[str | Path]) -> int:
+    """How many images `predict_folder(roots)` will predict: a cheap listing pass, so a bar knows the end."""
+    return sum(1 if not Path(r).is_dir() else sum(1 for _ in iter_image_files(r)) for r in roots)
+
+
+def predict_folder(model: torch.nn.Module, meta: ModelMeta, roots: str | Path | Iterable[str | Path],
+                   top_k: int = 3, batch_size: int = 256, on_error: Callable[[str, str], None] | None = None,
                    progress: bool | None = None) -> Iterator[dict]:
-    """Every image under `root` (recursively), streamed; see `predict_stream`."""
-    total = sum(1 for _ in iter_image_files(root))  # a cheap listing pass, so the bar knows the end
-    return predict_stream(model, meta, iter_image_files(root), top_k, batch_size, on_error, progress, total)
+    """Every image under the folder(s) `roots`, recursively (a file among them is taken as it is), streamed
+    in order; see `predict_stream` for batching, errors and the progress bar."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    paths = chain.from_iterable(iter_image_files(r) if Path(r).is_dir() else [r] for r in roots)
+    return predict_stream(model, meta, paths, top_k, batch_size, on_error, progress, count_images(roots))
 
 
 def write_predictions(results: Iterable[dict], fmt: str, out: TextIO, top_k: int) -> int:
@@ -159,9 +168,5 @@ def _load(path: str, meta: ModelMeta) -> torch.Tensor | UserError:
 
 
 def _bar(total: int | None, progress: bool | None):
-    import sys
-
-    from tqdm.auto import tqdm
-
     show = progress if progress is not None else sys.stderr.isatty()
     return tqdm(total=total, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)

@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..plots import save_confusion
     from ..run import Run, evaluate_run
+    from ..viz.plots import save_confusion
 
     r = Run(args.run_dir)
     rep = evaluate_run(r, args.data, args.data_dir)

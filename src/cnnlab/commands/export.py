@@ -24,18 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
     from ..export import check_export, export
 
     path = export(args.run_dir, args.format, args.out)
     print(path)
-    src = Path(args.run_dir)
-    data_dir = None
-    if src.is_dir():
-        from ..run import Run
+    from ..run import open_model
 
-        data_dir = Run(src).config.get("data_dir")
+    run = open_model(args.run_dir)[2]
+    data_dir = run.config.get("data_dir") if run is not None else None
     c = check_export(path, args.run_dir, data_dir=data_dir, fmt=args.format)
     engine = "ONNX Runtime" if args.format == "onnx" else "torch.jit"
     line = (f"check: {engine} vs PyTorch on {c['source']}: max |diff| {c['max_abs_diff']:.2g}, "

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inspection import save_inspection
     from ..run import Run
+    from ..viz.inspect import save_inspection
 
     for path in save_inspection(Run(args.run_dir), args.out, image=args.image, index=args.index, layer=args.layer):
         print(path)

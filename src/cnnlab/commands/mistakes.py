@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..mistakes import save_mistakes
     from ..run import Run
+    from ..viz.mistakes import save_mistakes
 
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be >= 1")

@@ -13,7 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import DEFAULT_MODEL, list_models
+    from ..models import list_models
+    from ..training.options import DEFAULT_MODEL
 
     for e in list_models():
         d = e.defaults

@@ -15,8 +15,8 @@ Files named on the command line: every one is read before anything is printed; o
 missing or not an image stops the command (exit 2, naming it). Default output: one line per
 image; --json prints one JSON list of {file, label, probability, top_k: [{label, probability}]}.
 
-Folders: image files (.png .jpg .jpeg .bmp .gif .webp .tif .tiff .ppm .pgm .pbm; hidden files and
-folders skipped) are read recursively in sorted order and predicted in batches (--batch-size), so
+Folders: image files (.png, .jpg, .webp and the other suffixes Pillow reads; hidden files and folders
+skipped) are read recursively in sorted order and predicted in batches (--batch-size), so
 memory stays flat for any number of files. Output is streamed as it is produced: JSON lines by
 default (one object per line; --json means this too), or --format csv|json|text. A file in a
 folder that cannot be read is reported on stderr and skipped; the command goes on and exits 0,
@@ -48,15 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import UserError
     from ..predict import predict_files, write_predictions
-    from ..run import Run
-    from ..weights import load_weights
+    from ..run import open_model
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be >= 1")
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
-    src = Path(args.run_dir)
-    model, meta = load_weights(src) if src.suffix == ".safetensors" else Run(src).load()
+    model, meta, _ = open_model(args.run_dir)
     if not any(Path(p).is_dir() for p in args.images):
         results = predict_files(model, meta, args.images, args.top_k, args.batch_size)
         write_predictions(results, args.format or ("json" if args.json else "text"), sys.stdout, args.top_k)
@@ -67,21 +65,19 @@ def run(args: argparse.Namespace) -> int:
 def _predict_folders(model, meta, args: argparse.Namespace) -> int:
     """Stream predictions for folders (and any files named beside them)."""
     import sys
-    from itertools import chain
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
+    from ..data import IMAGE_EXTS, open_image
     from ..errors import UserError
-    from ..predict import iter_image_files, predict_stream, write_predictions
-    from ..preprocess import open_image
+    from ..predict import count_images, predict_folder, write_predictions
 
     for f in (p for p in args.images if not Path(p).is_dir()):
         open_image(f)  # files named explicitly stay strict: fail before the first line of output
-    total = sum(1 if not Path(p).is_dir() else sum(1 for _ in iter_image_files(p)) for p in args.images)
-    if total == 0:
-        raise UserError(f"{', '.join(args.images)}: no image files found (looked for .png, .jpg, .jpeg, .bmp, "
-                        ".gif, .webp, .tif, .ppm, .pgm recursively)")
+    if count_images(args.images) == 0:
+        raise UserError(f"{', '.join(args.images)}: no image files found (looked for {', '.join(IMAGE_EXTS)} "
+                        "recursively)")
     skipped = 0
 
     def report(path: str, message: str) -> None:
@@ -89,9 +85,8 @@ def _predict_folders(model, meta, args: argparse.Namespace) -> int:
         skipped += 1
         tqdm.write(f"warning: skipped {message}", file=sys.stderr)
 
-    paths = chain.from_iterable(iter_image_files(p) if Path(p).is_dir() else [p] for p in args.images)
-    stream = predict_stream(model, meta, paths, args.top_k, args.batch_size, on_error=report,
-                            progress=args.progress, total=total)
+    stream = predict_folder(model, meta, args.images, args.top_k, args.batch_size, on_error=report,
+                            progress=args.progress)
     n = write_predictions(stream, args.format or "jsonl", sys.stdout, args.top_k)
     if n == 0:
         raise UserError(f"{', '.join(args.images)}: none of the {skipped} image files could be read (see above)")

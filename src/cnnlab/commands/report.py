@@ -19,8 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
     from ..run import Run
+    from ..viz.report import write_report
 
     print(write_report(Run(args.run_dir), args.out))
     return 0

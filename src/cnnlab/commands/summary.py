@@ -27,9 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import UserError
-    from ..models import get_entry
-    from ..spec import build_model, parse_shape, spec_classes
-    from ..summary import fmt_shape, format_summary
+    from ..models import build_model, fmt_shape, format_summary, get_entry, parse_shape, spec_classes
 
     if args.classes is not None and args.classes < 1:
         raise UserError(f"--classes {args.classes}: must be a whole number >= 1")

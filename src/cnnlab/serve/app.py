@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from .. import __version__
 from ..errors import UserError
 from . import routes_model, routes_predict
 from .limits import BodyLimit
@@ -31,7 +32,7 @@ def create_app(run_dir: str | Path, settings: Settings | None = None) -> FastAPI
     settings = settings or Settings()
     set_threads(settings.threads)
     service = ModelService(run_dir, settings)
-    app = FastAPI(title="cnnlab", version="0.1.0",
+    app = FastAPI(title="cnnlab", version=__version__,
                   description=f"Predictions from **{service.name}** trained on {service.meta.data}. "
                               "Errors are JSON `{\"detail\": \"...\"}`.")
     app.state.service = service

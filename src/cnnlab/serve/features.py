@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..spec import Residual
+from ..models import Residual
+from ..models.layers import CONV, FOLLOWERS, name_of
+from ..viz.tiles import grid
+from ..viz.tiles import mosaic as tile_mosaic
 
-# Layers that belong to the conv block before them: the map after them is the block's output.
-_FOLLOWERS = (nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Dropout2d)
 MAX_CHANNELS = 128  # more tiles than this are unreadable at page size anyway
 GAP = 1  # pixels between tiles
 _GAP_RGB = (30, 34, 48)  # the page's panel colour, so tiles stand apart
@@ -42,9 +43,9 @@ def conv_blocks(model: nn.Sequential) -> dict[int, list[str]]:
     i = 0
     while i < len(children):
         name, mod = children[i]
-        if isinstance(mod, (nn.Conv2d, Residual)):
+        if name_of(mod) in CONV or isinstance(mod, Residual):
             names = [name]
-            while i + 1 < len(children) and isinstance(children[i + 1][1], _FOLLOWERS):
+            while i + 1 < len(children) and name_of(children[i + 1][1]) in FOLLOWERS:
                 i += 1
                 names.append(children[i][0])
             blocks[i] = names
@@ -56,7 +57,6 @@ def mosaic(maps: np.ndarray) -> tuple[Image.Image, int]:
     """(C, H, W) activations -> one RGB image of C tiles, and its column count."""
     c, h, w = maps.shape
     cols = math.ceil(math.sqrt(c * h / w))  # roughly square overall
-    rows = math.ceil(c / cols)
     gap = GAP if h * w > 1 else 0  # 1x1 maps read better as one block of colours
     # Each channel to its own range shows every channel's pattern; a 1x1 map has no pattern, so
     # those (after global pooling, or LeNet's conv3) are scaled together to compare channels.
@@ -64,13 +64,10 @@ def mosaic(maps: np.ndarray) -> tuple[Image.Image, int]:
     lo = maps.min(axis=axes, keepdims=True)
     span = maps.max(axis=axes, keepdims=True) - lo
     scaled = np.where(span > 1e-8, (maps - lo) / np.where(span > 1e-8, span, 1), 0.0)
-    tiles = _CMAP[(scaled * 255).round().astype(np.uint8)]  # (C, H, W, 3)
-    out = np.empty((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), np.uint8)
-    out[:] = _GAP_RGB
-    for k in range(c):
-        r, q = divmod(k, cols)
-        out[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w] = tiles[k]
-    return Image.fromarray(out), cols
+    tiles = grid(scaled, cols)  # (rows, cols, H, W), NaN where the grid has no channel
+    rgb = _CMAP[(np.nan_to_num(tiles) * 255).round().astype(np.uint8)]  # (rows, cols, H, W, 3)
+    rgb[np.isnan(tiles)] = _GAP_RGB
+    return Image.fromarray(tile_mosaic(rgb, gap, fill=np.array(_GAP_RGB, np.uint8)).astype(np.uint8)), cols
 
 
 def _data_uri(img: Image.Image) -> str:

@@ -2,7 +2,7 @@
 
 Routes stay thin: they read the request, call a `ModelService` method in the threadpool, and return
 its dict. Decoding, preprocessing and inference are the same functions `cnnlab predict` calls
-(`preprocess.open_image`, `predict.predict_images` / `predict_tensor`), so a PNG posted here and the same
+(`data.open_image`, `predict.predict_images` / `predict_tensor`), so a PNG posted here and the same
 file given to the CLI get the same answer to the last digit.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 from fastapi import HTTPException
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import UserError
+from ..data import load_data, normalize, open_image, to_model_pixels
+from ..errors import BrokenImage, ImageError, ImageTooLarge, NotAnImage, UserError
+from ..models import fmt_shape, format_summary
 from ..predict import predict_images, predict_tensor
-from ..preprocess import MAX_PIXELS, normalize, open_image, to_model_pixels
-from ..summary import format_summary
-from ..weights import load_weights
+from ..run import open_model
 from .features import feature_maps
 
 
@@ -66,30 +66,16 @@ def validation_detail(errors: list[dict]) -> str:
     return f"{where}: {msg}{more}"
 
 
-def decode_status(e: UserError) -> int:
-    """HTTP status for an `open_image` refusal: 415 not an image, 413 too many pixels, 400 broken file."""
-    cause = e.__context__  # open_image raises `from None`, which hides but keeps the decoder's exception
-    if isinstance(cause, UnidentifiedImageError):
-        return 415
-    if cause is None or isinstance(cause, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return 413  # open_image's own pixel limit (no cause), or Pillow's decompression-bomb guard
-    return 400
+# Why an image cannot be used -> the HTTP status that says so.
+IMAGE_STATUS: dict[type[ImageError], int] = {NotAnImage: 415, ImageTooLarge: 413, BrokenImage: 400}
 
 
 def decode_upload(data: bytes, name: str) -> Image.Image:
     """Uploaded bytes -> a decoded image, or an HTTPException whose detail names the file."""
-    if not data:
-        raise HTTPException(400, f"{name}: the file is empty; send a PNG, JPEG, BMP, GIF or WebP image")
     try:
         return open_image(data, name)
-    except UserError as e:
-        status = decode_status(e)
-        detail = str(e)
-        if status == 415:  # Pillow's own words name an in-memory buffer, not the user's file
-            detail = f"{name}: not an image file (no known image format); give a PNG, JPEG, BMP, GIF or WebP file"
-        elif status == 413 and e.__context__ is not None:
-            detail = f"{name}: the image has too many pixels (over {MAX_PIXELS // 1_000_000} MP); scale it down first"
-        raise HTTPException(status, detail) from None
+    except ImageError as e:
+        raise HTTPException(IMAGE_STATUS.get(type(e), 400), str(e)) from None
 
 
 def pixels_to_image(body: PixelsIn, max_side: int) -> Image.Image:
@@ -103,7 +89,7 @@ def pixels_to_image(body: PixelsIn, max_side: int) -> Image.Image:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        raise HTTPException(422, f"pixels: shape {'x'.join(map(str, a.shape))} is not an image; send "
+        raise HTTPException(422, f"pixels: shape {fmt_shape(a.shape)} is not an image; send "
                                  "H x W (grey) or H x W x 3 / H x W x 4 (RGB / RGBA)")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise HTTPException(422, "pixels: the array is empty")
@@ -134,14 +120,10 @@ class ModelService:
     def __init__(self, path: str | Path, settings: Settings | None = None):
         self.path = Path(path)
         self.settings = settings or Settings()
-        if self.path.suffix == ".safetensors":
-            self.model, self.meta = load_weights(self.path)
+        self.model, self.meta, run = open_model(self.path)
+        if run is None:  # a .safetensors file: what its metadata holds
             self.results, self.config = dict(self.meta.extra), {"data": self.meta.data}
         else:
-            from ..run import Run
-
-            run = Run(self.path)
-            self.model, self.meta = run.load()
             self.results, self.config = run.results, run.config
         self.model.eval()
         self._examples: list[tuple[str, np.ndarray]] | None = None
@@ -196,8 +178,6 @@ class ModelService:
         return buf.getvalue()
 
     def _load_examples(self) -> list[tuple[str, np.ndarray]]:
-        from ..data import load_data
-
         n = self.settings.examples
         data = self.config.get("data") or self.meta.data
         if n == 0 or not data:

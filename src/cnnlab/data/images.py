@@ -1,0 +1,76 @@
+"""Image files: which suffixes count as images, and decoding them.
+
+`open_image` reads a user's image (a path or uploaded bytes) for prediction; its errors say why a file
+cannot be used, typed (errors.ImageError) so the server can answer 400, 413 or 415. `decode_file`
+reads one image of a data set folder as a uint8 array.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import BrokenImage, ImageTooLarge, NotAnImage, UserError
+
+# What Pillow decodes and cnnlab reads, in data set folders and in `cnnlab predict FOLDER` alike.
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm")
+MAX_PIXELS = 40_000_000  # refuse decompression bombs: 40 MP is far more than any classifier input needs
+
+
+def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """Decode an image file (path or bytes); a UserError names the file when it is not an image."""
+    name = name or (str(source) if not isinstance(source, bytes) else "upload")
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise UserError(f"{name}: no such file; give the path of a PNG or JPEG image")
+    if isinstance(source, bytes) and not source:
+        raise BrokenImage(f"{name}: the file is empty; send a PNG, JPEG, BMP, GIF or WebP image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageTooLarge(f"{name}: {img.width}x{img.height} pixels is too large (limit "
+                                    f"{MAX_PIXELS // 1_000_000} MP); scale it down first")
+            img.load()
+    except UserError:
+        raise
+    except UnidentifiedImageError:
+        # Pillow's own words name its in-memory buffer, not the user's file: say it in ours.
+        raise NotAnImage(f"{name}: not an image file (no known image format); give a PNG, JPEG, BMP, GIF or "
+                         "WebP file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"{name}: the image has too many pixels (over {MAX_PIXELS // 1_000_000} MP); "
+                            "scale it down first") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BrokenImage(f"{name}: a broken or truncated image ({type(e).__name__}); give a PNG, JPEG, BMP, "
+                          "GIF or WebP file") from None
+    if img.width < 1 or img.height < 1:
+        raise BrokenImage(f"{name}: the image is empty")
+    return ImageOps.exif_transpose(img)
+
+
+def decode_file(path: Path) -> np.ndarray:
+    """One image as (H, W) uint8 if its pixels are grey, else (H, W, 3) RGB; transparency over white."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grey: scale to 0..255
+                a = np.asarray(im, dtype=np.float64)
+                a = a * 255 if a.max() <= 1 and im.mode == "F" else a / 257 if a.max() > 255 else a
+                return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+            if im.has_transparency_data:
+                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+            a = np.asarray(im.convert("L") if im.mode in ("1", "L") else im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image Pillow can read; replace or delete the file") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: cannot decode this image ({e}); replace or delete the file") from None
+    if a.ndim == 3 and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+        return a[..., 0].copy()  # an RGB file with grey pixels counts as grey
+    return a

@@ -1,0 +1,21 @@
+"""Models: the layer vocabulary, specs checked and built, shape arithmetic, the summary, the registry of
+named models, saved weights and scoring a classifier.
+
+    layers.py    the one table of layer types          check.py    pass 1: a spec as written
+    shapes.py    what each layer does to the shape      build.py    pass 2: shapes, then the nn.Module
+    summary.py   the per-layer table                    registry.py / zoo.py   named models
+    weights.py   safetensors + ModelMeta                evaluate.py logits, accuracy, confusion matrix
+"""
+
+from . import zoo  # noqa: F401 -- fills the registry with the named models
+from .build import Residual, SpecNet, build_model, layers_of, load_spec, spec_classes
+from .check import TRAIN_DEFAULTS, parse_shape
+from .registry import ModelEntry, create_model, get_entry, is_registered, list_models, register_model
+from .shapes import LayerInfo, Shape, fmt_shape
+from .summary import format_summary, totals
+from .weights import ModelMeta, load_weights, read_meta, save_weights
+
+__all__ = ["TRAIN_DEFAULTS", "LayerInfo", "ModelEntry", "ModelMeta", "Residual", "Shape", "SpecNet", "build_model",
+           "create_model", "fmt_shape", "format_summary", "get_entry", "is_registered", "layers_of", "list_models",
+           "load_spec",
+           "load_weights", "parse_shape", "read_meta", "register_model", "save_weights", "spec_classes", "totals"]

@@ -1,0 +1,45 @@
+"""Checkpoints for exact resume, and the best weights so far."""
+
+from __future__ import annotations
+
+from ...models import save_weights
+from ..checkpoint import rng_state, save_checkpoint
+from ..distributed import all_gather
+from .base import Callback
+
+
+class Checkpointer(Callback):
+    """checkpoints/last.pt (everything to continue bit for bit) and last.safetensors at each checkpoint point.
+
+    Under DDP what differs by rank (the random generators, the running loss sum) is gathered from every
+    rank; rank 0 writes."""
+
+    def on_checkpoint(self, t) -> None:
+        state = t.state
+        ranks = all_gather({"rng": rng_state(), "loss_sum": state.loss_sum}, t.dist.world)
+        if t.dist.is_writer:
+            save_checkpoint({"model": t.model.state_dict(), t.stepper.checkpoint_key: t.stepper.state_dict(),
+                             "rng": ranks[0]["rng"], "ranks": ranks if t.dist.world > 1 else [],
+                             "state": state.state_dict()}, t.out / "checkpoints" / "last.pt")
+            save_weights(t.model, t.meta, t.out / "last.safetensors")
+        t.saved_step = state.global_step
+
+
+class BestWeights(Callback):
+    """best.safetensors at every validation point that beats the best so far: the highest validation
+    accuracy, or without a validation split the lowest training loss."""
+
+    def on_validation_end(self, t, row: dict) -> None:
+        state = t.state
+        if row["val_accuracy"] is not None:
+            better = state.best_val_accuracy is None or row["val_accuracy"] > state.best_val_accuracy
+            if better:
+                state.best_val_accuracy = row["val_accuracy"]
+        else:
+            better = state.best_train_loss is None or row["train_loss"] < state.best_train_loss
+            if better:
+                state.best_train_loss = row["train_loss"]
+        if better:
+            state.best_step = state.global_step
+            if t.dist.is_writer:
+                save_weights(t.model, t.meta, t.out / "best.safetensors")

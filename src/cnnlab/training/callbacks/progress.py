@@ -1,0 +1,54 @@
+"""What the user watches: a progress bar per epoch (in a terminal or a notebook), else one line per epoch."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+from .base import Callback
+
+
+def in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
+class Progress(Callback):
+    def __init__(self, show: bool | None):
+        """`show`: a bar (True), epoch lines (False), or a bar only on a terminal or in a notebook (None)."""
+        self.show = show if show is not None else (sys.stderr.isatty() or in_notebook())
+        self.bar = None
+
+    def on_epoch_start(self, t, epoch: int) -> None:
+        self.bar = tqdm(total=t.steps_per_epoch, initial=t.state.step_in_epoch, desc=f"epoch {epoch + 1}/{t.cfg.epochs}",
+                        unit="step", disable=not (self.show and t.dist.is_writer), leave=True, dynamic_ncols=True)
+
+    def on_step_end(self, t) -> None:
+        s = t.state
+        if self.show and (s.step_in_epoch - 1) % 20 == 0:
+            self.bar.set_postfix(loss=f"{s.loss_sum / max(s.loss_count, 1):.4f}", refresh=False)
+        self.bar.update(1)
+
+    def on_validation_end(self, t, row: dict) -> None:
+        if self.show and row["val_accuracy"] is not None:
+            self.bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{100 * row['val_accuracy']:.2f}%")
+
+    def on_epoch_end(self, t, epoch: int) -> None:
+        if t.dist.is_writer and not self.show:
+            r = t.state.rows[-1]
+            va = "" if r["val_accuracy"] is None else (f"  val_loss {r['val_loss']:.4f}  "
+                                                       f"val_acc {100 * r['val_accuracy']:.2f}%")
+            print(f"epoch {epoch + 1}/{t.cfg.epochs}  train_loss {r['train_loss']:.4f}{va}  {r['seconds']:.1f}s",
+                  flush=True)
+
+    def on_checkpoint(self, t) -> None:
+        if t.state.step_in_epoch == 0:  # the epoch's end: its bar is complete
+            self._close()
+
+    def on_fit_end(self, t) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,67 @@
+"""A training run's configuration resolved: the options (options.py) filled from a YAML file, the model's
+own defaults and the built-in ones, then checked, every value against its declared check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+from ..models import TRAIN_DEFAULTS, get_entry
+from .options import TrainConfig, field_names, flag
+
+__all__ = ["TrainConfig", "load_config_file", "resolve", "validate"]
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A YAML file of TrainConfig fields (dashes or underscores), e.g. a run's own config.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file")
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace")) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]}); fix the syntax") from None
+    if not isinstance(d, dict):
+        raise UserError(f"--config {path}: expected a mapping of option: value")
+    d = {k.replace("-", "_"): v for k, v in d.items()}
+    unknown = sorted(set(d) - set(field_names()))
+    if unknown:
+        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(field_names())}")
+    return d
+
+
+def resolve(cfg: TrainConfig, source: str | None = None) -> TrainConfig:
+    """Fill every None the model may set with the model's default, then the built-in one, and check it all.
+
+    `source`: where to read the model from when not `cfg.model` (a resumed run's copy of its spec file)."""
+    entry = get_entry(source or cfg.model)
+    for k, v in TRAIN_DEFAULTS.items():
+        if getattr(cfg, k) is None:
+            setattr(cfg, k, entry.defaults.get(k, v))
+    validate(cfg)
+    return cfg
+
+
+def _fail(name: str, value: Any, fix: str) -> UserError:
+    return UserError(f"{flag(name)} {value!r}: {fix}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Each value against its field's choices and check, then the combinations that cannot work."""
+    for f in fields(TrainConfig):
+        value, choices, check = getattr(cfg, f.name), f.metadata["choices"], f.metadata["check"]
+        if choices and value not in choices and not (value is None and f.name in TRAIN_DEFAULTS):
+            raise _fail(f.name, value, f"choose one of {', '.join(choices)}")
+        if check and not check[0](value):
+            raise _fail(f.name, value, check[1])
+    if cfg.engine == "numpy" and cfg.device not in ("auto", "cpu"):
+        raise UserError(f"--engine numpy runs on the CPU only; drop --device {cfg.device}")
+    if cfg.engine == "numpy" and (cfg.precision == "bf16" or cfg.compile):
+        raise UserError(f"--engine numpy computes in float32 NumPy; drop {'--compile' if cfg.compile else '--precision bf16'}")
+    if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise UserError(f"--out {cfg.out} is a file, not a directory: choose another --out")

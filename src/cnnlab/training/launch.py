@@ -1,0 +1,223 @@
+"""`train()`: from options to a finished run directory. Reads the config (or a run to resume), loads the data,
+opens and locks the run directory, builds the model, its stepper and the callbacks, runs the Trainer, and
+finishes the run.
+
+Under `torchrun` it trains with DDP: every rank draws the same global batch, computes the loss on its
+slice of it, and gradients are averaged, so a global batch means the same at any world size; only
+rank 0 writes the run directory.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.distributed
+
+from ..data import DataSet, channel_stats, load_data, normalize
+from ..errors import UserError
+from ..files import write_json, write_yaml
+from ..models import ModelMeta, create_model, format_summary, get_entry
+from . import rundir
+from .callbacks import (
+    BestWeights,
+    Callback,
+    Checkpointer,
+    DivergenceGuard,
+    EarlyStopping,
+    MetricsCSV,
+    Progress,
+    TensorBoard,
+)
+from .checkpoint import load_checkpoint, set_rng_state
+from .config import load_config_file, resolve
+from .distributed import broadcast, init_dist
+from .finish import finish_run
+from .options import TrainConfig
+from .recipe import augment_kind, split_indices
+from .runtime import amp_dtype, check_compile, choose_threads, pick_device, prepare_model
+from .state import TrainState
+from .steppers import NumpyStepper, TorchStepper
+from .stopping import StopFlag
+from .trainer import Dist, TrainData, Trainer
+
+
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool | None = None,
+          **overrides) -> Path | None:
+    """Train a model; the finished run's directory, or None on ranks other than 0 under torchrun.
+
+    Keyword arguments are TrainConfig fields; `resume` continues an interrupted run instead."""
+    cfg, source, ckpt = configure(config, resume, overrides)
+    device = pick_device(cfg.device)
+    if cfg.compile:
+        check_compile(device)  # before minutes of data loading and before the run directory exists
+    rank, world, owns_group = init_dist(device)
+    try:
+        return _launch(cfg, source, resume is not None, ckpt, Dist(rank, world, device), progress)
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def configure(config: TrainConfig | None, resume: str | Path | None, overrides: dict
+              ) -> tuple[TrainConfig, str, dict | None]:
+    """(the resolved config, where to read the model from, the checkpoint to resume from or None)."""
+    ckpt = None
+    if resume is not None:
+        run_path = Path(resume)
+        if not (run_path / "config.yaml").is_file():
+            raise UserError(f"--resume {run_path}: not a cnnlab run directory (no config.yaml)")
+        if rundir.is_finished(run_path):
+            raise UserError(f"--resume {run_path}: that run already finished; start a new one with --out")
+        cfg = TrainConfig(**load_config_file(run_path / "config.yaml"))
+        cfg.out = str(run_path)
+        # Read (safely) before the data: a corrupt or malicious checkpoint is refused within a second.
+        # None: killed before its first checkpoint, so the run starts over in the same directory.
+        ckpt_path = run_path / "checkpoints" / "last.pt"
+        ckpt = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    else:
+        cfg = replace(config) if config is not None else TrainConfig()
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise UserError(f"unknown training option {k!r}")
+            setattr(cfg, k, v)
+    source = cfg.model  # where the layers are read from: on resume, the run's own copy of a spec file
+    copy = rundir.spec_copy(Path(cfg.out), cfg.model) if resume is not None else None
+    if copy is not None and copy.is_file():  # the spec the run started with, even if edited or deleted since
+        source = str(copy)
+    cfg = resolve(cfg, source)
+    if resume is None and cfg.out:
+        rundir.check_new(Path(cfg.out))  # read-only, and before minutes of data loading
+    return cfg, source, ckpt
+
+
+def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, dist: Dist,
+            progress: bool | None) -> Path | None:
+    if dist.device.type == "cuda":
+        torch.cuda.set_device(dist.device)  # NCCL and object collectives use the current device
+    if cfg.engine == "numpy" and dist.world > 1:
+        raise UserError("--engine numpy trains in one process; run it without torchrun")
+    # --- data: decoded once, split, normalised once (all before anything is written) ---
+    data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
+    split = split_indices(data, cfg)
+    mean, std = channel_stats(data.train.x[split[0]])
+    entry_model = create_model(source, data.input_shape, len(data.classes))  # checks the spec fits the data
+    meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
+                     mean=mean, std=std, style=data.style, data=data.name)
+    tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style))
+    if len(tensors.x) < 2:
+        raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; need more data")
+    out = Path(cfg.out) if cfg.out else rundir.default_run_dir(cfg.model, data.name)
+    out = Path(broadcast(str(out), dist.world))  # a timestamped default name must be the same on every rank
+    cfg.out = str(out)
+    with ExitStack() as stack:
+        _open_run_dir(out, resuming, dist, stack)
+        stop = stack.enter_context(StopFlag(escalate=dist.world == 1))
+        # Thread count changes float summation order: a resumed run keeps the one it started with.
+        saved_threads = ckpt["state"].get("threads") if ckpt else None
+        torch.set_num_threads(saved_threads or choose_threads(cfg.threads))
+        try:
+            trainer = _trainer(cfg, source, meta, tensors, dist, out, stop, ckpt, resuming, progress)
+            if ckpt is None and dist.is_writer:
+                _start_run_dir(trainer, source, split, data)
+            try:
+                trainer.fit()
+            finally:
+                trainer.stepper.close()
+            if not dist.is_writer:
+                return None
+            finish_run(trainer, data, len(tensors.x))
+            return out
+        except OSError as e:  # ENOSPC, EIO, a read-only disk: the atomic writes left every earlier file intact
+            raise UserError(f"{out}: cannot write the run directory ({e.strerror or e}); free disk space or fix "
+                            f"permissions, then continue with `cnnlab train --resume {out}`") from None
+
+
+def _tensors(data: DataSet, split: tuple[torch.Tensor, torch.Tensor], meta: ModelMeta, device: torch.device,
+             augment: str) -> TrainData:
+    def prep(x_u8: torch.Tensor) -> torch.Tensor:
+        return normalize(x_u8.float().div_(255), meta).to(device)
+
+    train_idx, val_idx = split
+    return TrainData(prep(data.train.x[train_idx]), data.train.y[train_idx].to(device),
+                     prep(data.train.x[val_idx]), data.train.y[val_idx].to(device), list(data.classes), augment)
+
+
+def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> None:
+    """Checked read-only first, then locked, then prepared (rank 0); every rank stops with rank 0's error."""
+    err = None
+    if dist.is_writer:
+        try:
+            if not resuming:
+                rundir.check_new(out)  # a finished run is refused before even its lock file is touched
+            stack.enter_context(rundir.RunLock(out))
+            if resuming:
+                rundir.remove_stale_temps(out)  # a SIGKILL mid-write leaves one; the old file is intact
+                rundir.make_subdirs(out)
+            else:
+                rundir.prepare_new(out)
+        except UserError as e:
+            err = str(e)
+    err = broadcast(err, dist.world)  # rather than let the other ranks hang in a collective
+    if err:
+        raise UserError(err)
+
+
+def _trainer(cfg: TrainConfig, source: str, meta: ModelMeta, tensors: TrainData, dist: Dist, out: Path,
+             stop: StopFlag, ckpt: dict | None, resuming: bool, progress: bool | None) -> Trainer:
+    torch.manual_seed(cfg.seed)
+    model = prepare_model(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device), dist.device)
+    # bf16 autocast where the hardware computes it natively (runtime.amp_dtype); not for --engine numpy.
+    # Like the thread count, a resumed run keeps the precision it started in (fp32 before it was recorded).
+    amp = None if cfg.engine == "numpy" else amp_dtype(dist.device, cfg.precision)
+    if ckpt is not None and cfg.engine != "numpy":
+        amp = torch.bfloat16 if ckpt["state"].get("precision", "fp32") == "bf16" else None
+    amp = torch.bfloat16 if broadcast("bf16" if amp else "fp32", dist.world) == "bf16" else None  # rank 0's
+    state = TrainState(threads=torch.get_num_threads(), precision="bf16" if amp else "fp32")
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    stepper = (NumpyStepper(model, cfg) if cfg.engine == "numpy"
+               else TorchStepper(model, cfg, dist.device, amp, dist.rank, dist.world))
+    trainer = Trainer(cfg, model, meta, stepper, tensors, state, dist, out, stop,
+                      _callbacks(cfg, dist, out, ckpt, resuming, progress), amp)
+    if ckpt is not None:
+        _restore(trainer, ckpt)
+    return trainer
+
+
+def _callbacks(cfg: TrainConfig, dist: Dist, out: Path, ckpt: dict | None, resuming: bool,
+               progress: bool | None) -> list[Callback]:
+    """In the order they run at each hook: the divergence check first, before anything is saved."""
+    callbacks = [DivergenceGuard(), BestWeights(), MetricsCSV(), EarlyStopping(), Progress(progress)]
+    if cfg.tensorboard:
+        # steps after the checkpoint are replayed (all of them when resumed before the first one)
+        purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if resuming else None)
+        callbacks.append(TensorBoard(out / "tensorboard", purge, dist.is_writer))
+    return [*callbacks, Checkpointer()]
+
+
+def _restore(t: Trainer, ckpt: dict) -> None:
+    """Continue where the checkpoint stopped: optimiser, state, random generators, this rank's loss sum."""
+    t.stepper.load_state_dict(ckpt.get(t.stepper.checkpoint_key) or {})
+    t.state.load_state_dict(ckpt["state"])
+    per_rank = ckpt.get("ranks") or []  # under DDP: each rank's own generators and running loss sum
+    mine = per_rank[t.dist.rank] if len(per_rank) == t.dist.world else None
+    set_rng_state(mine["rng"] if mine else ckpt["rng"])
+    if per_rank:  # resumed at another world size, every rank takes the mean: the ranks' average is kept
+        t.state.loss_sum = mine["loss_sum"] if mine else sum(p["loss_sum"] for p in per_rank) / len(per_rank)
+    t.saved_step = t.state.global_step
+
+
+def _start_run_dir(t: Trainer, source: str, split: tuple[torch.Tensor, torch.Tensor], data: DataSet) -> None:
+    """What a new run writes before its first step: config.yaml, its spec copy, split.json, summary.txt."""
+    cfg, out = t.cfg, t.out
+    write_yaml(out / "config.yaml", cfg.to_dict())
+    copy = rundir.spec_copy(out, cfg.model)
+    if copy is not None:  # from `source`: a run resumed before its first checkpoint keeps its own copy
+        write_yaml(copy, get_entry(source).as_spec_file())
+    write_json(out / "split.json", {
+        "val_split": cfg.val_split, "seed": cfg.seed, "limit": cfg.limit, "stratified": True,
+        "train_indices": split[0].tolist(), "val_indices": split[1].tolist()})
+    (out / "summary.txt").write_text(format_summary(t.model, title=f"{cfg.model} on {data.name}") + "\n")
