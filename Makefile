@@ -25,11 +25,13 @@ system:
 train: setup
 	$(VENV)/bin/cnnlab train
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# ruff (style) and import-linter (layering; contracts in pyproject.toml); `make test` runs it first
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(VENV)/bin/cnnlab bench

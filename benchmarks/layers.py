@@ -37,7 +37,8 @@ def convs(name: str, batch: int):
     model(torch.zeros(2, 1, 28, 28))
     for h in hooks:
         h.remove()
-    return [(f"{name} conv{k + 1} {m.in_channels}->{m.out_channels} k{m.kernel_size[0]}", (batch, *shape[1:]), m)
+    return [(f"{name} conv{k + 1} {m.in_channels}->{m.out_channels} k{m.kernel_size[0]}",
+             (batch, *shape[1:]), m)
             for k, (m, shape) in enumerate(seen)]
 
 
@@ -53,14 +54,16 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def conv_table(repeats: int) -> None:
-    peak32, peak16 = matmul_gflops(torch.get_num_threads()), matmul_gflops(torch.get_num_threads(), torch.bfloat16)
+    peak32, peak16 = (matmul_gflops(torch.get_num_threads()),
+                      matmul_gflops(torch.get_num_threads(), torch.bfloat16))
     print(f"torch.mm peak: {peak32:.1f} GFLOP/s fp32, {peak16:.1f} GFLOP/s bf16\n")
     print(f"{'convolution (fwd + bwd)':<34} {'MMAC':>6}  " + "  ".join(
         f"{k:>17}" for k in ("NCHW fp32", "NCHW bf16", "NHWC fp32", "NHWC bf16")))
     for name, batch in MODELS.items():
         for label, shape, conv in convs(name, batch):
             out = conv(torch.zeros(1, *shape[1:])).shape
-            macs = batch * out[1] * out[2] * out[3] * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            macs = (batch * out[1] * out[2] * out[3] * conv.in_channels
+                    * conv.kernel_size[0] * conv.kernel_size[1])
             # the first layer needs no input gradient (its input is the data): 2 passes, else 3
             passes = 3 if shape[1] > 1 else 2
             cells = []
@@ -80,8 +83,9 @@ def conv_table(repeats: int) -> None:
             print(f"{label:<34} {macs / 1e6:6.1f}  " + "  ".join(f"{c:>17}" for c in cells))
 
 
-KINDS = {"convolution": ("convolution",), "pooling": ("pool",), "activation": ("tanh", "relu", "threshold", "clamp"),
-         "batch norm": ("batch_norm",), "linear": ("mm", "addmm", "linear"), "optimizer": ("Optimizer", "_foreach")}
+KINDS = {"convolution": ("convolution",), "pooling": ("pool",),
+         "activation": ("tanh", "relu", "threshold", "clamp"), "batch norm": ("batch_norm",),
+         "linear": ("mm", "addmm", "linear"), "optimizer": ("Optimizer", "_foreach")}
 
 
 def step_breakdown(repeats: int) -> None:
@@ -89,7 +93,8 @@ def step_breakdown(repeats: int) -> None:
 
     cpu = torch.device("cpu")
     amp = amp_dtype(cpu)
-    print(f"\none training step in the engine's form (channels-last, {'bf16' if amp else 'fp32'}), by op (profiler):")
+    print(f"\none training step in the engine's form (channels-last, {'bf16' if amp else 'fp32'}), "
+          "by op (profiler):")
     for name, batch in MODELS.items():
         torch.manual_seed(0)
         model = prepare_model(create_model(name, (1, 28, 28), 10), cpu)

@@ -39,7 +39,8 @@ def drawn_seven(size: int = 280, width: int = 23) -> bytes:
 
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+                if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     import torch
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -122,8 +123,8 @@ def main() -> int:
         print(f"machine: {where}")
         print(f"{res['requests']} requests, {res['clients']} concurrent clients, {what} "
               f"({res['png_bytes']:,}-byte PNG)")
-        print(f"latency ms: p50 {res['p50_ms']}  p90 {res['p90_ms']}  p99 {res['p99_ms']}  max {res['max_ms']}  "
-              f"mean {res['mean_ms']}")
+        print(f"latency ms: p50 {res['p50_ms']}  p90 {res['p90_ms']}  p99 {res['p99_ms']}  "
+              f"max {res['max_ms']}  mean {res['mean_ms']}")
         print(f"throughput: {res['throughput_rps']} requests/s over {res['seconds']} s")
         print(f"errors: {res['errors']} (server errors {res['server_errors']}); statuses {res['statuses']}")
     return 1 if res["errors"] else 0

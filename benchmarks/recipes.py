@@ -58,9 +58,10 @@ def run(name: str, layers: list, recipe: dict, tmp: Path, threads: int | None) -
     res, rows = r.results, r.metrics
     cross = {t: next((float(x["seconds"]) for x in rows if x.get("val_accuracy") not in (None, "")
                       and float(x["val_accuracy"]) >= t), None) for t in (0.91, 0.93)}
-    return {"name": name, "macs": totals(create_model(str(spec), (1, 28, 28), 10))["macs"], "epochs": res["epochs"],
-            "train_seconds": res["train_seconds"], "test_accuracy": res["test_accuracy"],
-            "best_val_accuracy": res["best_val_accuracy"], "val_91_s": cross[0.91], "val_93_s": cross[0.93]}
+    return {"name": name, "macs": totals(create_model(str(spec), (1, 28, 28), 10))["macs"],
+            "epochs": res["epochs"], "train_seconds": res["train_seconds"],
+            "test_accuracy": res["test_accuracy"], "best_val_accuracy": res["best_val_accuracy"],
+            "val_91_s": cross[0.91], "val_93_s": cross[0.93]}
 
 
 def main() -> None:
@@ -73,7 +74,8 @@ def main() -> None:
     a = p.parse_args()
     names = a.only or list(CANDIDATES)
     rows = []
-    print(f"{'candidate':<12} {'MMAC':>6} {'ep':>3} {'train s':>8} {'test %':>7} {'val %':>6} {'val 91% at':>11}")
+    print(f"{'candidate':<12} {'MMAC':>6} {'ep':>3} {'train s':>8} {'test %':>7} {'val %':>6} "
+          f"{'val 91% at':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             recipe = {**RECIPE, "epochs": a.epochs, "augment": a.augment}

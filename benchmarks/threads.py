@@ -7,7 +7,7 @@
 3. training steps at 1 and 2 threads, each in a fresh process, under libgomp's default spin-wait and
    under OMP_WAIT_POLICY=PASSIVE, with how busy the rest of the machine was meanwhile (/proc/stat);
 4. with --profile, the per-op times at 1 and 2 threads (torch.profiler): which ops split well, which do not.
-"""
+"""  # noqa: E501 -- line 1 is the --help description
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ CHILD = r"""
 import json, os, sys, time, torch, torch.nn.functional as F
 from cnnlab.models import create_model
 from cnnlab.training.runtime import prepare_model, amp_dtype, autocast
-name, threads, steps, batch, what = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+name, threads, steps, batch, what = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+                                     sys.argv[5])
 torch.set_num_threads(threads)
 if what == "mm":
     a = torch.randn(1024, 1024); b = torch.randn(1024, 1024); a @ b
@@ -79,7 +80,8 @@ def topology() -> list[str]:
             lines.append(f"{cpu.name}: core {(topo / 'core_id').read_text().strip()}, "
                          f"siblings {(topo / 'thread_siblings_list').read_text().strip()}")
     info = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), "?")
     flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()
     lines.insert(0, f"{model}, {os.cpu_count()} vCPUs, hypervisor: {'hypervisor' in flags}, "
                     f"avx512_bf16: {'avx512_bf16' in flags}")
@@ -102,12 +104,15 @@ def main() -> None:
     print(f"\ntorch.mm 1024^2, 1 thread: alone {alone['gflops']:.0f} GFLOP/s; two processes at once: "
           f"{pair[0]:.0f} + {pair[1]:.0f} GFLOP/s (hyper-thread siblings would share one core's units)")
 
-    print(f"\n{a.model}, batch {a.batch}, {a.steps} steps per cell: wall ms/step (CPU ms/step), machine busy %")
-    for label, env in (("libgomp default (spin)", {}), ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})):
+    print(f"\n{a.model}, batch {a.batch}, {a.steps} steps per cell: wall ms/step (CPU ms/step), "
+          "machine busy %")
+    for label, env in (("libgomp default (spin)", {}),
+                       ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})):
         cells = []
         for threads in (1, 2):
             r, busy = child([a.model, str(threads), str(a.steps), str(a.batch), "time"], env)
-            cells.append(f"{threads} thr {r['ms_per_step']:7.1f} ({r['cpu_ms_per_step']:6.1f}) {100 * busy:4.0f}%")
+            cells.append(f"{threads} thr {r['ms_per_step']:7.1f} ({r['cpu_ms_per_step']:6.1f}) "
+                         f"{100 * busy:4.0f}%")
         print(f"  {label:<26} " + "   ".join(cells))
 
     if a.profile:

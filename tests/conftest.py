@@ -10,7 +10,8 @@ import pytest
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
-# Tests run on small CNNs: one intra-op thread is fastest on small machines (see training.runtime.choose_threads).
+# Tests run on small CNNs: one intra-op thread is fastest on small machines
+# (see training.runtime.choose_threads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

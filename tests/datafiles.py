@@ -184,6 +184,8 @@ def mnist_like_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fashion_test_images(fashion_dir, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first n real test images (n, 28, 28) uint8 and their labels, straight from the IDX files."""
-    x = np.frombuffer(gzip.decompress((fashion_dir / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8, offset=16)
-    y = np.frombuffer(gzip.decompress((fashion_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8, offset=8)
+    x = np.frombuffer(gzip.decompress((fashion_dir / "t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8,
+                      offset=16)
+    y = np.frombuffer(gzip.decompress((fashion_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8,
+                      offset=8)
     return x.reshape(-1, 28, 28)[:n].copy(), y[:n].astype(np.int64)

@@ -39,7 +39,8 @@ for line in sys.stdin:
         rc = 1
         try:
             os.chdir(case["cwd"])
-            for fd, name, flags in ((0, os.devnull, os.O_RDONLY), (1, case["stdout"], os.O_WRONLY | os.O_CREAT),
+            for fd, name, flags in ((0, os.devnull, os.O_RDONLY),
+                                    (1, case["stdout"], os.O_WRONLY | os.O_CREAT),
                                     (2, case["stderr"], os.O_WRONLY | os.O_CREAT)):
                 os.dup2(os.open(name, flags, 0o644), fd)
             try:
@@ -78,7 +79,8 @@ def _full(path, write):
         write(tmp)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     return _real(path, write_then_fail)
-cnnlab.files.atomic_write = cnnlab.models.weights.atomic_write = cnnlab.training.checkpoint.atomic_write = _full
+cnnlab.files.atomic_write = cnnlab.models.weights.atomic_write = \\
+    cnnlab.training.checkpoint.atomic_write = _full
 """
 
 
@@ -91,8 +93,8 @@ class Server:
     def run(self, *argv: str, cwd: Path, setup: str | None = None, timeout: float = 120):
         self.n += 1
         out, err = self.tmp / f"{self.n}.out", self.tmp / f"{self.n}.err"
-        self.proc.stdin.write(json.dumps({"argv": list(argv), "cwd": str(cwd), "setup": setup, "timeout": timeout,
-                                          "stdout": str(out), "stderr": str(err)}) + "\n")
+        self.proc.stdin.write(json.dumps({"argv": list(argv), "cwd": str(cwd), "setup": setup,
+                                          "timeout": timeout, "stdout": str(out), "stderr": str(err)}) + "\n")
         self.proc.stdin.flush()
         rc = json.loads(self.proc.stdout.readline())["rc"]
         return subprocess.CompletedProcess(argv, rc, out.read_text(), err.read_text())
@@ -145,14 +147,17 @@ def make_files(root: Path, run: Path) -> None:
     (d / "symlink" / tr_img).unlink()
     (d / "symlink" / tr_img).symlink_to(d / "nowhere")
     (d / "range" / tr_lab).write_bytes(idx_bytes(np.full(40, 12)))
-    write_idx(d / "size", np.zeros((40, 28, 28)), np.arange(40) % 10, np.zeros((20, 20, 20)), np.arange(20) % 10)
-    write_cifar(d / "cifar_ok", np.zeros((10, 3, 32, 32)), np.arange(10), np.zeros((10, 3, 32, 32)), np.arange(10))
+    write_idx(d / "size", np.zeros((40, 28, 28)), np.arange(40) % 10, np.zeros((20, 20, 20)),
+              np.arange(20) % 10)
+    write_cifar(d / "cifar_ok", np.zeros((10, 3, 32, 32)), np.arange(10), np.zeros((10, 3, 32, 32)),
+                np.arange(10))
     tiny_idx(d / "notgz", gz=True)
     (d / "notgz" / f"{tr_img}.gz").write_bytes(idx_bytes(np.zeros((40, 28, 28))))
     tiny_idx(d / "badgz", gz=True)
     p = d / "badgz" / f"{tr_img}.gz"
     p.write_bytes(p.read_bytes()[:60])
-    write_cifar(d / "cifar", np.zeros((10, 3, 32, 32)), np.arange(10), np.zeros((10, 3, 32, 32)), np.arange(10))
+    write_cifar(d / "cifar", np.zeros((10, 3, 32, 32)), np.arange(10), np.zeros((10, 3, 32, 32)),
+                np.arange(10))
     (d / "cifar" / "data_batch_1").write_bytes(pickle.dumps(_Payload(root / "pwned-cifar"), protocol=2))
     (d / "afile").write_text("not a directory")
 
@@ -298,7 +303,8 @@ BAD = [
     ("--resume a finished run", "train --resume {run}", "already finished"),
     ("--resume not a run", "train --resume {root}/resume/noconfig", "not a cnnlab run directory"),
     ("--resume with other flags", "train --resume {root}/resume/garbage --epochs 3", "drop --epochs"),
-    ("--resume a checkpoint that runs code (pickle)", "train --resume {root}/resume/pickle", "refused to load"),
+    ("--resume a checkpoint that runs code (pickle)", "train --resume {root}/resume/pickle",
+     "refused to load"),
     ("--resume a checkpoint that runs code (torch.save)", "train --resume {root}/resume/torchzip",
      "refused to load"),
     ("--resume a corrupt checkpoint", "train --resume {root}/resume/garbage", "not a readable checkpoint"),
@@ -335,7 +341,8 @@ def test_disk_full_is_one_error_line_and_leaves_no_finished_run(ws):
 @pytest.mark.parametrize("image", ["one.png", "wide_rgba.png", "grey16.png", "cmyk.jpg"])
 def test_unusual_but_valid_images_are_predicted(ws, image):
     """1x1, 5000x20 RGBA, 16-bit grey and CMYK are images: they get a label, not an error."""
-    r = ws["server"].run("predict", str(ws["run"]), str(ws["root"] / "images" / image), "--json", cwd=ws["cwd"])
+    r = ws["server"].run("predict", str(ws["run"]), str(ws["root"] / "images" / image), "--json",
+                         cwd=ws["cwd"])
     assert r.returncode == 0 and r.stderr == "", r.stderr
     [pred] = json.loads(r.stdout)
     assert pred["label"] in json.loads((ws["run"] / "results.json").read_text())["classes"]

@@ -1,4 +1,5 @@
-"""`cnnlab bench --quick --json` on a slice of real Fashion-MNIST: every figure present and sane (no timings judged)."""
+"""`cnnlab bench --quick --json` on a slice of real Fashion-MNIST: every figure present and sane
+(no timings judged)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ def test_first_crossing_reads_metrics_rows():
 def test_bench_refuses_bad_input(tmp_path):
     r = cli("bench", "--quick", "--models", "lenet5,nosuch")
     assert r.returncode == 2 and "nosuch" in r.stderr and "Traceback" not in r.stderr
-    small = write_idx(tmp_path / "few", [[[0] * 28] * 28] * 20, [0, 1] * 10, [[[0] * 28] * 28] * 4, [0, 1] * 2)
+    small = write_idx(tmp_path / "few", [[[0] * 28] * 28] * 20, [0, 1] * 10, [[[0] * 28] * 28] * 4,
+                      [0, 1] * 2)
     r = cli("bench", "--quick", "--data", str(small), "--models", "lenet5")
     assert r.returncode == 2 and "only 20 training images" in r.stderr and str(small) in r.stderr, r.stderr

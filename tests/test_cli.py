@@ -64,14 +64,16 @@ def test_eval_refuses_data_of_another_shape(fashion_run):
 
 
 def test_seed_000_recipe_on_mnist_format_files(mnist_dir, tmp_path):
-    """Seed 000: MNISTClassifier, SGD lr 0.01 momentum 0.5, batch 128, on MNIST IDX files found via --data-dir."""
+    """Seed 000: MNISTClassifier, SGD lr 0.01 momentum 0.5, batch 128, on MNIST IDX files found via
+    --data-dir."""
     out = tmp_path / "seed000"
     r = cli("train", "--model", "mnist-classifier", "--data", "mnist", "--data-dir", str(mnist_dir),
             "--epochs", "8", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert f"results in {out}" in r.stdout and "test accuracy" in r.stdout
     cfg = (out / "config.yaml").read_text()
-    assert "optimizer: sgd" in cfg and "lr: 0.01" in cfg and "momentum: 0.5" in cfg and "batch_size: 128" in cfg
+    assert ("optimizer: sgd" in cfg and "lr: 0.01" in cfg and "momentum: 0.5" in cfg
+            and "batch_size: 128" in cfg)
     res = json.loads((out / "results.json").read_text())
     assert res["params"] == 8_490  # Conv 1→10 k5, Conv 10→20 k5, Linear 320→10, as the seed builds it
     assert res["test_accuracy"] > 0.85, res["test_accuracy"]  # 92% measured (2,700 images, 8 epochs)

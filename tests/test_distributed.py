@@ -51,7 +51,8 @@ if _run and _log and os.environ.get("RANK") is not None:
             writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & _WRITE)
             if writes and _inside(args[0]):
                 _out.write(f"{event} {os.fsdecode(args[0])}\\n")
-        elif event in ("os.rename", "os.remove", "os.mkdir", "os.rmdir", "shutil.rmtree") and _inside(args[0]):
+        elif (event in ("os.rename", "os.remove", "os.mkdir", "os.rmdir", "shutil.rmtree")
+              and _inside(args[0])):
             _out.write(f"{event} {os.fsdecode(args[0])}\\n")
 
     sys.addaudithook(_hook)
@@ -65,8 +66,8 @@ def free_port() -> int:
 
 
 def torchrun(*args: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-           "-m", "cnnlab", "train", *args]
+    cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(free_port()), "-m", "cnnlab", "train", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
 
@@ -86,7 +87,8 @@ def data(tmp_path_factory, fashion_dir) -> Path:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, data):
     """The one-process run every 2-process run must match."""
-    return cnnlab.train(data=str(data), out=str(tmp_path_factory.mktemp("single") / "run"), progress=False, **OPTS)
+    return cnnlab.train(data=str(data), out=str(tmp_path_factory.mktemp("single") / "run"), progress=False,
+                        **OPTS)
 
 
 def assert_matches_single(run: Path, single: Path) -> None:
@@ -111,7 +113,8 @@ def test_two_ranks_equal_one_process_and_only_rank_0_writes(data, single, tmp_pa
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(AUDIT)
     log = tmp_path / "audit"
-    proc = torchrun(*flags(data, out), env={"PYTHONPATH": str(hooks), "AUDIT_RUN": str(out), "AUDIT_LOG": str(log)})
+    proc = torchrun(*flags(data, out),
+                    env={"PYTHONPATH": str(hooks), "AUDIT_RUN": str(out), "AUDIT_LOG": str(log)})
     stdout, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert stdout.count("test accuracy") == 1  # rank 1 prints nothing
@@ -120,7 +123,8 @@ def test_two_ranks_equal_one_process_and_only_rank_0_writes(data, single, tmp_pa
     assert any(line == f"os.rename {out}/metrics.csv" or line.startswith(f"os.rename {out}/.metrics.csv")
                for line in rank0), rank0[:5]  # the hook sees rank 0's writes...
     assert any("checkpoints/.last.pt" in line for line in rank0)
-    assert not Path(f"{log}.rank1").exists() or Path(f"{log}.rank1").read_text() == ""  # ...and none of rank 1's
+    # ...and none of rank 1's
+    assert not Path(f"{log}.rank1").exists() or Path(f"{log}.rank1").read_text() == ""
 
 
 def test_a_two_rank_run_stopped_by_sigterm_resumes_under_torchrun(data, single, tmp_path):

@@ -53,7 +53,8 @@ def test_onnx_in_onnxruntime_matches_pytorch_at_any_batch_size(fashion_run, batc
 
 def test_onnx_metadata_carries_the_preprocessing(fashion_run, tmp_path):
     path = export_onnx(fashion_run, tmp_path / "m.onnx")
-    props = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    props = ort.InferenceSession(str(path),
+                                 providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     meta = fashion_run.meta
     assert json.loads(props["mean"]) == meta.mean and json.loads(props["std"]) == meta.std
     assert 0.2 < meta.mean[0] < 0.35 and 0.3 < meta.std[0] < 0.4  # Fashion-MNIST's own statistics
@@ -75,7 +76,8 @@ def test_torchscript_in_torch_jit_matches_pytorch(fashion_run, batch, tmp_path):
         assert_matches(module(xn).numpy(), ref)
         assert_matches(module(xn[:1]).numpy(), ref[:1])
     meta = ModelMeta.from_json(extra["cnnlab.json"])
-    assert meta == fashion_run.meta and meta.mean == fashion_run.meta.mean and meta.classes[-1] == "Ankle boot"
+    assert (meta == fashion_run.meta and meta.mean == fashion_run.meta.mean
+            and meta.classes[-1] == "Ankle boot")
 
 
 def test_export_from_a_weights_file_writes_beside_it(fashion_run, batch, tmp_path):
@@ -100,7 +102,8 @@ def test_cli_export_onnx_and_torchscript(fashion_run, tmp_path, capsys):
 
     out = tmp_path / "deploy" / "fashion.pt"
     out.parent.mkdir()
-    assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(out)]) == 0  # in-process: faster
+    # in-process: faster
+    assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(out) and out.stat().st_size > 200_000  # 61,706 float32 weights
     assert lines[1].startswith("check: torch.jit vs PyTorch") and lines[1].endswith("same class 8/8")

@@ -29,7 +29,8 @@ def test_every_layer_builds_and_is_named_back(name):
     layers = [{name: yaml.safe_load(t.example)}] if t.example else [name]
     if name == "Linear":
         layers = ["Flatten", {"Linear": 5}]
-    spec = {"layers": ([] if spatial else ["Flatten"]) + layers + (["Flatten"] if spatial else []) + ["Linear"]}
+    spec = {"layers": ([] if spatial else ["Flatten"]) + layers + (["Flatten"] if spatial else [])
+            + ["Linear"]}
     model = build_model(spec, (3, 8, 8), 4)
     assert model(torch.zeros(2, 3, 8, 8)).shape == (2, 4)
     assert any(name_of(m) == name for m in model.modules())

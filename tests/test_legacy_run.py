@@ -65,7 +65,8 @@ def test_export_onnx_of_a_0_1_0_run(legacy, tmp_path):
     x = torch.randn(5, *run.meta.input_shape, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         ref = run.model(x).numpy()
-    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})[0]
     assert abs(got - ref).max() < 1e-4
 
 

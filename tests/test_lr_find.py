@@ -28,7 +28,8 @@ def test_suggestion_is_the_steepest_descent_of_a_known_curve():
 
 
 def test_range_test_on_fashion_mnist(fashion_dir, tmp_path):
-    r = lr_find(model="lenet5", data="fashion-mnist", data_dir=str(fashion_dir), limit=2000, steps=80, out=tmp_path)
+    r = lr_find(model="lenet5", data="fashion-mnist", data_dir=str(fashion_dir), limit=2000, steps=80,
+                out=tmp_path)
     lrs = np.array(r.lrs)
     ratios = lrs[1:] / lrs[:-1]
     np.testing.assert_allclose(ratios, (10.0 / 1e-6) ** (1 / 79), rtol=1e-9)  # exponential sweep
@@ -68,8 +69,9 @@ def test_range_test_leaves_the_model_untouched():
 
 def test_lr_find_command(fashion_dir, tmp_path, capsys):
     # In-process: the same parser and command as `cnnlab lr-find`, without paying torch's import again.
-    assert main(["lr-find", "--model", "mnist-classifier", "--data", "fashion-mnist", "--data-dir", str(fashion_dir),
-                 "--limit", "1000", "--steps", "40", "--out", str(tmp_path)]) == 0
+    assert main(["lr-find", "--model", "mnist-classifier", "--data", "fashion-mnist",
+                 "--data-dir", str(fashion_dir), "--limit", "1000", "--steps", "40",
+                 "--out", str(tmp_path)]) == 0
     stdout = capsys.readouterr().out
     first = stdout.splitlines()[0]
     assert first.startswith("suggested learning rate: ")

@@ -39,7 +39,8 @@ def test_forward_backward(name, shape):
 
 
 def test_which_seed_models_fit_8x8_digits():
-    """The seeds' networks were made for 28x28 and 32x32; on scikit-learn's 8x8 digits the error says where."""
+    """The seeds' networks were made for 28x28 and 32x32; on scikit-learn's 8x8 digits the error says
+    where."""
     fits = {}
     for name in ("mnist-classifier", "simple-cnn", "cnn-model", "lenet5"):
         try:
@@ -91,7 +92,8 @@ layers:
   - Flatten
   - Dropout: 0.25
   - Linear
-""", ["layer 1 (Conv2d): unknown argument 'filters'", "did you mean out_channels?"], ("filters", "out_channels")),
+""", ["layer 1 (Conv2d): unknown argument 'filters'", "did you mean out_channels?"],
+     ("filters", "out_channels")),
     "seed_habit.yaml": ("""\
 layers:
   - Conv2d: {in_channels: 1, out_channels: 10, kernel_size: 3}
@@ -132,7 +134,8 @@ def test_user_written_spec_is_explained_then_trains(tmp_path: Path, name: str):
     path.write_text(text)
     if words:  # the mistake: one line that names the layer and says what to change
         with pytest.raises(UserError) as e:
-            cnnlab.train(model=str(path), data="digits", epochs=1, limit=300, out=str(tmp_path / "bad"), progress=False)
+            cnnlab.train(model=str(path), data="digits", epochs=1, limit=300, out=str(tmp_path / "bad"),
+                         progress=False)
         assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
         assert not (tmp_path / "bad").exists()  # nothing written for a spec that cannot build
         path.write_text(text.replace(*fix))

@@ -16,7 +16,8 @@ from cnnlab.textbook import optim as numpy_optim
 def twin_runs(tmp_path_factory, fashion_dir):
     """lenet5 on the same 2,000 real Fashion-MNIST images, once per engine, same seed and batches."""
     root = tmp_path_factory.mktemp("engines")
-    kw = {"model": "lenet5", "data": "fashion-mnist", "epochs": 2, "limit": 2000, "threads": 1, "progress": False}
+    kw = {"model": "lenet5", "data": "fashion-mnist", "epochs": 2, "limit": 2000, "threads": 1,
+          "progress": False}
     # the torch side in float32, as the NumPy engine computes (bf16 autocast would be the bigger difference)
     return (cnnlab.train(engine="torch", precision="fp32", out=str(root / "torch"), **kw),
             cnnlab.train(engine="numpy", out=str(root / "numpy"), **kw))

@@ -63,7 +63,8 @@ def test_json_is_the_design_shape(fashion_run, folder, capsys):
         assert len({t["label"] for t in o["top_k"]}) == 3
     # Asking for more classes than exist lists them all, and then the probabilities add up to 1.
     every = predict_files(fashion_run.model, fashion_run.meta, files, top_k=20)
-    assert all(len(o["top_k"]) == 10 and abs(sum(t["probability"] for t in o["top_k"]) - 1) < 1e-5 for o in every)
+    assert all(len(o["top_k"]) == 10 and abs(sum(t["probability"] for t in o["top_k"]) - 1) < 1e-5
+               for o in every)
 
 
 def test_folder_streams_json_lines_with_a_progress_bar(fashion_run, folder):
@@ -101,7 +102,8 @@ def test_folder_as_csv_and_as_one_json_list(fashion_run, folder, capsys):
 
 
 def test_stream_holds_one_batch_at_a_time(fashion_run, folder):
-    """Paths are pulled from the iterator a batch at a time: the first results come out after 32 files, not 2,000."""
+    """Paths are pulled from the iterator a batch at a time: the first results come out after 32 files,
+    not 2,000."""
     root, _ = folder
     pulled = 0
 
@@ -134,7 +136,8 @@ def messy_folder(tmp_path, fashion_dir):
 def test_unreadable_files_in_a_folder_are_reported_and_skipped(fashion_run, messy_folder, capsys):
     assert main(["predict", str(fashion_run.path), str(messy_folder)]) == 0
     out, err = out_lines(capsys)
-    assert sorted(json.loads(line)["file"] for line in out) == [str(messy_folder / f"good{i}.png") for i in range(5)]
+    assert (sorted(json.loads(line)["file"] for line in out)
+            == [str(messy_folder / f"good{i}.png") for i in range(5)])
     warnings = [e for e in err if e.startswith("warning: skipped ")]
     assert len(warnings) == 3
     for name in ("bad.png", "empty.jpg", "cut.png"):
@@ -142,7 +145,8 @@ def test_unreadable_files_in_a_folder_are_reported_and_skipped(fashion_run, mess
     assert err[-1] == "predicted 5 images; skipped 3 unreadable files (listed above)"
 
 
-@pytest.mark.parametrize("case", ["text file", "empty file", "missing", "bad file beside a folder", "empty folder"])
+@pytest.mark.parametrize("case", ["text file", "empty file", "missing", "bad file beside a folder",
+                                  "empty folder"])
 def test_bad_input_is_exit_2_naming_the_file(fashion_run, messy_folder, tmp_path, capsys, case):
     bad = {"text file": messy_folder / "bad.png", "empty file": messy_folder / "empty.jpg",
            "missing": tmp_path / "nope.png", "bad file beside a folder": messy_folder / "cut.png",

@@ -38,7 +38,8 @@ def test_report_is_one_self_contained_page(fashion_run, tmp_path, capsys):
             page.on("requestfailed", lambda r: failed.append(r.url))
             page.goto(out.as_uri(), wait_until="load")
             headings = page.locator("h2").all_inner_texts()
-            images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            images = page.evaluate("Array.from(document.images)"
+                                   ".map(i => [i.alt, i.complete, i.naturalWidth])")
             tables = page.evaluate("""Array.from(document.querySelectorAll('section')).map(s =>
                 [s.id, Array.from(s.querySelectorAll('tr')).map(r => r.innerText)])""")
             title = page.title()

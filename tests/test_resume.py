@@ -135,7 +135,8 @@ def assert_same_run(run: Path, ref: Path) -> None:
         assert (run / name).read_bytes() == (ref / name).read_bytes(), name
     assert metrics_but_seconds(run) == metrics_but_seconds(ref), "metrics.csv differs"
     ra, rb = cnnlab.load_run(run).results, cnnlab.load_run(ref).results
-    for k in ("test_accuracy", "test_loss", "best_val_accuracy", "best_step", "epochs", "steps", "early_stopped"):
+    for k in ("test_accuracy", "test_loss", "best_val_accuracy", "best_step", "epochs", "steps",
+              "early_stopped"):
         assert ra[k] == rb[k], k
 
 
@@ -243,7 +244,8 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
             "optimizer": "sgd", "lr": 1e-5, "patience": 1, "progress": False}
     launch = sys.modules["cnnlab.training.launch"]
     monkeypatch.setattr(launch, "choose_threads", lambda requested: 2)  # what this machine measured then
-    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: True)  # and it computes bf16 natively
+    # and it computes bf16 natively
+    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: True)
     ref = cnnlab.train(out=str(tmp_path / "ref"), **opts)
     assert ref.results["threads"] == 2 and ref.results["precision"] == "bf16"
     assert ref.results["early_stopped"] and ref.results["epochs"] == 2
@@ -263,7 +265,8 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
         cnnlab.train(out=str(tmp_path / "run"), **opts)
     monkeypatch.undo()
     monkeypatch.setattr(launch, "choose_threads", lambda requested: 1)  # the machine is busier now
-    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: False)  # and resumes where bf16 is not native
+    # and resumes where bf16 is not native
+    monkeypatch.setattr(cnnlab.training.runtime, "cpu_has_bf16", lambda: False)
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["state"]["bad_epochs"] == 1
     run = cnnlab.train(resume=tmp_path / "run", progress=False)
     assert run.results["early_stopped"] and run.results["epochs"] == 2 and run.results["steps"] == 20
@@ -275,7 +278,8 @@ def test_early_stopping_and_threads_survive_a_crash_at_the_epoch_end(slice_dir, 
 def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(slice_dir, tmp_path):
     out = tmp_path / "run"
     r = cli("train", "--model", "cnn-model", "--data", str(slice_dir), "--optimizer", "sgd", "--lr", "50",
-            "--momentum", "0.9", "--limit", "1000", "--checkpoint-every", "1", "--eval-every", "1", "--out", str(out))
+            "--momentum", "0.9", "--limit", "1000", "--checkpoint-every", "1", "--eval-every", "1",
+            "--out", str(out))
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: training diverged"), r.stderr
@@ -325,7 +329,8 @@ def test_resume_uses_the_runs_own_copy_of_a_deleted_spec_file(reference, tmp_pat
 
     def crash_at_third_checkpoint(path, write):
         saved = out / "checkpoints" / "last.pt"
-        if Path(path).name == "last.pt" and saved.exists() and load_checkpoint(saved)["state"]["global_step"] >= 6:
+        if (Path(path).name == "last.pt" and saved.exists()
+                and load_checkpoint(saved)["state"]["global_step"] >= 6):
             raise KeyboardInterrupt  # as if killed there
         return real(path, write)
 

@@ -23,8 +23,8 @@ N_TRAIN = 640  # five batches of 128: a few steps, no partial batch
 def _train_lenet5(fashion_dir, out, **kw):
     """cnnlab.train: lenet5 with plain SGD (so float rounding cannot flip Adam's sign-like updates)."""
     return cnnlab.train(model="lenet5", data=str(fashion_dir), epochs=1, limit=N_TRAIN, batch_size=128,
-                        optimizer="sgd", lr=0.05, momentum=0.9, seed=SEED, threads=1, out=str(out), progress=False,
-                        **kw)
+                        optimizer="sgd", lr=0.05, momentum=0.9, seed=SEED, threads=1, out=str(out),
+                        progress=False, **kw)
 
 
 def _reference_weights(fashion_dir, run) -> dict[str, torch.Tensor]:
@@ -40,7 +40,8 @@ def _reference_weights(fashion_dir, run) -> dict[str, torch.Tensor]:
     x = data.train.x[idx].float() / 255
     mean, std = x.mean().item(), x.std(unbiased=False).item()
     loader = DataLoader(TensorDataset((x - mean) / std, data.train.y[idx]), batch_size=128,
-                        sampler=torch.randperm(len(idx), generator=torch.Generator().manual_seed(SEED * 100_003)).tolist())
+                        sampler=torch.randperm(
+                            len(idx), generator=torch.Generator().manual_seed(SEED * 100_003)).tolist())
     torch.manual_seed(SEED)
     model = create_model("lenet5", (1, 28, 28), 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -61,7 +62,8 @@ def _max_diff(run, ref: dict[str, torch.Tensor]) -> float:
 
 
 def test_trainer_matches_a_plain_dataloader_loop_in_float32(fashion_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)  # float32 everywhere: results must agree to rounding
+    # float32 everywhere: results must agree to rounding
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
     run = _train_lenet5(fashion_dir, tmp_path / "fp32")
     assert run.results["precision"] == "fp32"
     assert run.results["steps"] == N_TRAIN // 128

@@ -1,4 +1,5 @@
-"""The HTTP API on a trained digits run: answers equal the CLI's, bad input gets a clear 4xx, load gets no 5xx."""
+"""The HTTP API on a trained digits run: answers equal the CLI's, bad input gets a clear 4xx, load gets
+no 5xx."""
 
 from __future__ import annotations
 
@@ -155,7 +156,8 @@ BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("huge dimensions", "/predict", {"files": {"file": ("bomb.png", huge_png_header(), "image/png")}}, 413,
      "too many pixels"),
     ("empty body", "/predict", {"content": b""}, 415, "multipart/form-data"),
-    ("empty file", "/predict", {"files": {"file": ("e.png", b"", "image/png")}}, 400, "e.png: the file is empty"),
+    ("empty file", "/predict", {"files": {"file": ("e.png", b"", "image/png")}}, 400,
+     "e.png: the file is empty"),
     ("wrong field name", "/predict", {"files": {"image": ("a.png", PNG7, "image/png")}}, 422,
      "'file' is missing (fields sent: 'image')"),
     ("two files to /predict", "/predict", {"files": [("file", ("a.png", PNG7, "image/png"))] * 2}, 422,
@@ -175,16 +177,16 @@ BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("content-length over limit", "/predict", {"content": b"x" * (2 * 2**20),
                                                 "headers": {"content-type": "application/json"}},
      413, "limit of 1 MB"),
-    ("chunked body over limit", "/predict", {"content": _chunks(5), "headers": {"content-type": "application/json"}},
-     413, "limit of 1 MB"),
+    ("chunked body over limit", "/predict",
+     {"content": _chunks(5), "headers": {"content-type": "application/json"}}, 413, "limit of 1 MB"),
     ("top_k 0", "/predict?top_k=0", {"json": {"pixels": [[0]]}}, 422, "top_k: Input should be greater"),
     ("batch wrong field", "/predict/batch", {"files": {"file": ("a.png", PNG7, "image/png")}}, 422,
      "files: Field required"),
     ("batch with one text file", "/predict/batch",
      {"files": [("files", ("a.png", PNG7, "image/png")), ("files", ("b.txt", b"hi", "text/plain"))]}, 415,
      "b.txt: not an image"),
-    ("batch too many files", "/predict/batch", {"files": [("files", (f"{i}.png", PNG7, "image/png")) for i in range(5)]},
-     413, "at most 4 per batch"),
+    ("batch too many files", "/predict/batch",
+     {"files": [("files", (f"{i}.png", PNG7, "image/png")) for i in range(5)]}, 413, "at most 4 per batch"),
 ]
 
 

@@ -133,7 +133,8 @@ def test_seed_spec_file_builds_the_registered_model_and_the_seeds_code(file, nam
     counts = {sum(p.numel() for p in m.parameters()) for m in (spec_model, registered, seed)}
     assert counts == {n_params}
     registered.load_state_dict(spec_model.state_dict())  # same names and sizes
-    for mine, theirs in zip((m for m in ours if m.state_dict()), (m for m in call_order(seed, x) if m.state_dict())):
+    for mine, theirs in zip((m for m in ours if m.state_dict()),
+                            (m for m in call_order(seed, x) if m.state_dict())):
         theirs.load_state_dict(mine.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(spec_model(x), registered(x), rtol=0, atol=0)
@@ -161,7 +162,8 @@ class TinyResNet(nn.Module):  # examples/models/residual.yaml written by hand, R
 
 def test_residual_example_is_a_resnet():
     torch.manual_seed(0)
-    ours, theirs, x = build_model(load_spec(EXAMPLES / "residual.yaml")), TinyResNet(), torch.randn(3, 1, 28, 28)
+    ours, theirs, x = (build_model(load_spec(EXAMPLES / "residual.yaml")), TinyResNet(),
+                       torch.randn(3, 1, 28, 28))
     with_weights = [m for m in call_order(ours, x) if m.state_dict()]
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters()) == 19_642
     for mine, other in zip(with_weights, [m for m in call_order(theirs, x) if m.state_dict()], strict=True):
@@ -193,8 +195,8 @@ def test_every_example_builds_and_the_json_one_uses_every_layer():
         assert build_model(load_spec(path)).num_classes == 10
     spec = load_spec(EXAMPLES / "every-layer.json")
     types = {i.type for i in build_model(spec).info}
-    assert types >= {"Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout",
-                     "ReLU", "Tanh", "Sigmoid", "GELU", "Flatten", "Linear", "Residual"}
+    assert types >= {"Conv2d", "MaxPool2d", "AvgPool2d", "LPPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
+                     "Dropout", "ReLU", "Tanh", "Sigmoid", "GELU", "Flatten", "Linear", "Residual"}
 
 
 # --- PyTorch's own arguments pass straight through -----------------------------------------------------
@@ -205,17 +207,20 @@ ARGS = [  # a spec entry, and the module PyTorch builds from the same words (the
     ({"Conv2d": {"out_channels": 4, "kernel_size": [3, 5], "stride": 2, "padding": "valid", "dilation": 2,
                  "groups": 2, "bias": False}},
      nn.Conv2d(2, 4, (3, 5), stride=2, padding="valid", dilation=2, groups=2, bias=False)),
-    ({"Conv2d": {"in_channels": 2, "out_channels": 6, "kernel_size": 4, "padding": [1, 2], "padding_mode": "circular"}},
+    ({"Conv2d": {"in_channels": 2, "out_channels": 6, "kernel_size": 4, "padding": [1, 2],
+                 "padding_mode": "circular"}},
      nn.Conv2d(2, 6, 4, padding=(1, 2), padding_mode="circular")),
     ({"MaxPool2d": {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}},
      nn.MaxPool2d(3, 2, 1, 2, ceil_mode=True)),
     ({"AvgPool2d": {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False, "divisor_override": 3}},
      nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False, divisor_override=3)),
-    ({"LPPool2d": {"norm_type": 3, "kernel_size": 2, "stride": 1, "ceil_mode": True}}, nn.LPPool2d(3, 2, 1, True)),
+    ({"LPPool2d": {"norm_type": 3, "kernel_size": 2, "stride": 1, "ceil_mode": True}},
+     nn.LPPool2d(3, 2, 1, True)),
     ({"LPPool2d": {"norm_type": 2, "kernel_size": [2, 3]}}, nn.LPPool2d(2, (2, 3))),
     ({"AdaptiveAvgPool2d": [3, None]}, nn.AdaptiveAvgPool2d((3, None))),
     ({"AdaptiveMaxPool2d": 2}, nn.AdaptiveMaxPool2d(2)),
-    ({"BatchNorm2d": {"eps": 0.001, "momentum": 0.01, "affine": False}}, nn.BatchNorm2d(2, 0.001, 0.01, affine=False)),
+    ({"BatchNorm2d": {"eps": 0.001, "momentum": 0.01, "affine": False}},
+     nn.BatchNorm2d(2, 0.001, 0.01, affine=False)),
     ({"Dropout": 0.25}, nn.Dropout(0.25)),
     ({"Dropout2d": {"p": 0.1}}, nn.Dropout2d(0.1)),
     ("ReLU", nn.ReLU()),
@@ -236,8 +241,8 @@ def test_pytorch_arguments_build_the_same_module(entry, expected):
 
 
 @settings(max_examples=300, deadline=None)
-@given(n=st.integers(1, 24), k=st.integers(1, 7), s=st.integers(1, 4), p=st.integers(0, 3), d=st.integers(1, 3),
-       ceil=st.booleans())
+@given(n=st.integers(1, 24), k=st.integers(1, 7), s=st.integers(1, 4), p=st.integers(0, 3),
+       d=st.integers(1, 3), ceil=st.booleans())
 def test_window_formula_is_pytorchs(n, k, s, p, d, ceil):
     x = torch.zeros(1, 1, n, n)
     out, text = window(n, k, s, p, d, ceil)
@@ -275,23 +280,26 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 CONV = "  - Conv2d: {out_channels: 8, kernel_size: 3}\n"
 CLI_ERRORS = [  # (file, content, extra args, words the one line must contain)
-    ("big_kernel.yaml", ("input: 1x28x28\nlayers:\n  - Conv2d: {out_channels: 8, kernel_size: 30}\n  - Flatten\n"
-     "  - Linear\n"), [], ["layer 1 (Conv2d)", "1x28x28", "28 → (28 − 30 + 2·0)/1 + 1 = -1", "kernel_size <= 28"]),
-    ("pool_to_zero.yaml", "input: 1x28x28\nlayers:\n" + CONV + "  - MaxPool2d: 2\n" * 5 + "  - Flatten\n  - Linear\n",
+    ("big_kernel.yaml", ("input: 1x28x28\nlayers:\n  - Conv2d: {out_channels: 8, kernel_size: 30}\n"
+                         "  - Flatten\n  - Linear\n"), [],
+     ["layer 1 (Conv2d)", "1x28x28", "28 → (28 − 30 + 2·0)/1 + 1 = -1", "kernel_size <= 28"]),
+    ("pool_to_zero.yaml",
+     "input: 1x28x28\nlayers:\n" + CONV + "  - MaxPool2d: 2\n" * 5 + "  - Flatten\n  - Linear\n",
      [], ["layer 6 (MaxPool2d)", "8x1x1", "1 → ⌊(1 − 2 + 2·0)/2⌋ + 1 = 0", "remove this pooling layer"]),
     ("unknown.yaml", "layers:\n  - Conv2D: {out_channels: 8, kernel_size: 3}\n  - Flatten\n  - Linear\n", [],
      ["layer 1", "unknown layer 'Conv2D'", "did you mean Conv2d?"]),
     ("typo.yaml", "layers:\n  - Conv2d: {out_channels: 8, kernal_size: 3}\n  - Flatten\n  - Linear\n", [],
      ["layer 1 (Conv2d)", "unknown argument 'kernal_size'", "did you mean kernel_size?"]),
-    ("wrong_type.yaml", 'layers:\n  - Conv2d: {out_channels: 8, kernel_size: "big"}\n  - Flatten\n  - Linear\n', [],
+    ("wrong_type.yaml",
+     'layers:\n  - Conv2d: {out_channels: 8, kernel_size: "big"}\n  - Flatten\n  - Linear\n', [],
      ["layer 1 (Conv2d)", "kernel_size must be a whole number", "'big'"]),
-    ("broken.yaml", "input: 1x28x28\nlayers:\n  - Conv2d: {out_channels: 8, kernel_size: 3\n  - Flatten\n", [],
-     ["not valid YAML at line 3", "never closed"]),
+    ("broken.yaml", "input: 1x28x28\nlayers:\n  - Conv2d: {out_channels: 8, kernel_size: 3\n  - Flatten\n",
+     [], ["not valid YAML at line 3", "never closed"]),
     ("empty.yaml", "input: 1x28x28\nlayers: []\n", [], ["'layers' is empty", "- Flatten"]),
-    ("linear_first.yaml", "input: 1x28x28\nlayers:\n" + CONV + "  - Linear: 100\n  - Flatten\n  - Linear\n", [],
-     ["layer 2 (Linear)", "8x26x26", "add `- Flatten` before it", "8·26·26 = 5408"]),
-    ("five_outputs.yaml", "input: 1x28x28\nlayers:\n" + CONV + "  - Flatten\n  - Linear: 5\n", ["--classes", "10"],
-     ["layer 3 (Linear)", "5 outputs", "10 classes", "`- Linear` with no size"]),
+    ("linear_first.yaml", "input: 1x28x28\nlayers:\n" + CONV + "  - Linear: 100\n  - Flatten\n  - Linear\n",
+     [], ["layer 2 (Linear)", "8x26x26", "add `- Flatten` before it", "8·26·26 = 5408"]),
+    ("five_outputs.yaml", "input: 1x28x28\nlayers:\n" + CONV + "  - Flatten\n  - Linear: 5\n",
+     ["--classes", "10"], ["layer 3 (Linear)", "5 outputs", "10 classes", "`- Linear` with no size"]),
 ]
 
 
@@ -332,7 +340,8 @@ MORE_ERRORS = [  # the same in-process (cnnlab.cli.main is what `python -m cnnla
      ["layer 1 (Residual): the body turns 1x28x28 into 8x26x26", "halve them with stride 2"]),
     ("  - Conv2d: {out_channels: 8, kernel_size: 3, activation: relu}\n  - Flatten\n  - Linear\n",
      ["unknown argument 'activation'", "add `- ReLU` after this one"]),
-    ("  - Flatten\n  - Linear: [120, 84]\n", ["layer 2 (Linear): a list gives one argument", "`- Linear: 84`"]),
+    ("  - Flatten\n  - Linear: [120, 84]\n",
+     ["layer 2 (Linear): a list gives one argument", "`- Linear: 84`"]),
 ]
 
 
@@ -372,11 +381,15 @@ def test_run_rebuilds_after_its_spec_file_is_deleted(tmp_path):
     import cnnlab
     from cnnlab.data import load_data
 
-    spec = write(tmp_path, "my_net.yaml", "layers:\n  - Conv2d: {out_channels: 8, kernel_size: 3, padding: 1}\n"
-                 "  - ReLU\n  - MaxPool2d: 2\n  - Residual:\n      - Conv2d: {out_channels: 8, kernel_size: 3, "
-                 "padding: 1}\n  - Flatten\n  - Linear\ntrain: {lr: 0.01}\n")
-    run = cnnlab.train(model=str(spec), data="digits", epochs=1, limit=300, out=str(tmp_path / "run"), progress=False)
-    digit = load_data("digits").test.x[0, 0].numpy()  # an 8x8 test image, drawn larger as a user's file would be
+    spec = write(tmp_path, "my_net.yaml",
+                 "layers:\n  - Conv2d: {out_channels: 8, kernel_size: 3, padding: 1}\n"
+                 "  - ReLU\n  - MaxPool2d: 2\n  - Residual:\n"
+                 "      - Conv2d: {out_channels: 8, kernel_size: 3, padding: 1}\n"
+                 "  - Flatten\n  - Linear\ntrain: {lr: 0.01}\n")
+    run = cnnlab.train(model=str(spec), data="digits", epochs=1, limit=300, out=str(tmp_path / "run"),
+                       progress=False)
+    # an 8x8 test image, drawn larger as a user's file would be
+    digit = load_data("digits").test.x[0, 0].numpy()
     png = tmp_path / "digit.png"
     Image.fromarray(np.kron(digit, np.ones((8, 8), dtype=np.uint8))).save(png)
     before = run.predict([png])[0]
@@ -388,6 +401,7 @@ def test_run_rebuilds_after_its_spec_file_is_deleted(tmp_path):
     r = cli("predict", str(run.path), str(png), "--json")
     assert r.returncode == 0, r.stderr
     after = json.loads(r.stdout)[0]
-    assert after["label"] == before["label"] and after["probability"] == pytest.approx(before["probability"], abs=1e-6)
+    assert (after["label"] == before["label"]
+            and after["probability"] == pytest.approx(before["probability"], abs=1e-6))
     model, meta = cnnlab.load_run(run.path).load()
     assert meta.spec["name"] == "my_net" and [i.type for i in model.info][3:5] == ["Residual", "Conv2d"]

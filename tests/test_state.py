@@ -11,7 +11,8 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy-0.1.0"
 
 
 def test_round_trip():
-    s = TrainState(epoch=2, global_step=40, best_val_accuracy=0.9, rows=[{"step": 20}], threads=2, precision="bf16")
+    s = TrainState(epoch=2, global_step=40, best_val_accuracy=0.9, rows=[{"step": 20}], threads=2,
+                   precision="bf16")
     t = TrainState()
     t.load_state_dict(s.state_dict())
     assert t == s
@@ -23,7 +24,8 @@ def test_reads_a_0_1_0_checkpoint():
     state = TrainState()
     state.load_state_dict(load_checkpoint(LEGACY / "killed" / "checkpoints" / "last.pt")["state"])
     assert (state.epoch, state.step_in_epoch, state.global_step) == (0, 14, 14)
-    assert round(state.best_val_accuracy, 6) == 0.347222 and state.best_train_loss is None and state.best_step == 11
+    assert (round(state.best_val_accuracy, 6) == 0.347222 and state.best_train_loss is None
+            and state.best_step == 11)
 
 
 def test_0_1_0_kept_minus_the_loss_when_there_was_no_validation_split():

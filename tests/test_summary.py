@@ -1,4 +1,5 @@
-"""`cnnlab summary`: every row's shape is what PyTorch computes, the counts are PyTorch's, the CLI prints them."""
+"""`cnnlab summary`: every row's shape is what PyTorch computes, the counts are PyTorch's, the CLI prints
+them."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def hooked_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple]:
     def record(name: str):
         return lambda m, i, out: seen.__setitem__(name, tuple(out.shape[1:]))
 
+    # a residual's body/proj: not rows of their own
     hooks = [m.register_forward_hook(record(path.rsplit(".", 1)[-1])) for path, m in model.named_modules()
-             if path and not path.endswith((".body", ".proj"))]  # a residual's body/proj: not rows of their own
+             if path and not path.endswith((".body", ".proj"))]
     model.eval()(x)
     for h in hooks:
         h.remove()
@@ -56,7 +58,8 @@ def test_every_row_matches_pytorch(name, shape):
 
 
 def test_conv_macs_follow_the_formula():
-    model = build_model({"layers": [{"Conv2d": {"out_channels": 12, "kernel_size": [3, 5], "stride": 2, "groups": 3}},
+    model = build_model({"layers": [{"Conv2d": {"out_channels": 12, "kernel_size": [3, 5], "stride": 2,
+                                                "groups": 3}},
                                     "Flatten", "Linear"]}, (6, 20, 21), num_classes=4)
     conv = model.info[0]
     assert conv.out_shape == (12, 9, 9)
@@ -112,7 +115,8 @@ def test_cli_summary_of_a_spec_with_another_input(tmp_path):
     assert "simple-cnn  (input 1x28x28, 3 classes)" in r.stdout
     assert "16·14·14 = 3136" in r.stdout and "3136 → 3" in r.stdout  # 16·16·16 only fits CIFAR's 32x32
     bad = cli("summary", "lenet5", "--input", "28x28")
-    assert bad.returncode == 2 and "--input '28x28' is not a shape" in bad.stderr and bad.stderr.count("\n") == 1
+    assert (bad.returncode == 2 and "--input '28x28' is not a shape" in bad.stderr
+            and bad.stderr.count("\n") == 1)
 
 
 def test_summary_txt_in_a_run_is_the_models_table(tmp_path):
@@ -122,7 +126,8 @@ def test_summary_txt_in_a_run_is_the_models_table(tmp_path):
                        out=str(tmp_path / "run"), progress=False)
     text = (run.path / "summary.txt").read_text()
     model, _ = run.load()
-    assert format_summary(model) in text  # the same table, built for the data's 1x8x8 (not the spec's 3x32x32)
+    # the same table, built for the data's 1x8x8 (not the spec's 3x32x32)
+    assert format_summary(model) in text
     assert "16x8x8  8 → (8 − 3 + 2·1)/1 + 1 = 8" in text and "16·4·4 = 256" in text
     assert f"{run.results['params']:,}" in text
     r = cli("summary", str(run.path))

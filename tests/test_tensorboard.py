@@ -35,7 +35,8 @@ def test_scalars_filters_and_confusion_matrix_are_in_the_event_file(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     tags = acc.Tags()
-    assert set(tags["scalars"]) == set(SCALAR_TAGS.values()) == {"loss/train", "loss/val", "accuracy/val", "lr"}
+    assert (set(tags["scalars"]) == set(SCALAR_TAGS.values())
+            == {"loss/train", "loss/val", "accuracy/val", "lr"})
     for key, tag in SCALAR_TAGS.items():
         expected = [(r["step"], r[key]) for r in ROWS if r[key] is not None]
         got = [(e.step, e.value) for e in acc.Scalars(tag)]

@@ -29,7 +29,8 @@ SMALL = {"model": "lenet5", "epochs": 1, "batch_size": 64, "limit": 1000, "eval_
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, fashion_dir):
-    return str(write_fashion_slice(fashion_dir, tmp_path_factory.mktemp("data") / "fashion-slice", 3000, 1000))
+    return str(write_fashion_slice(fashion_dir, tmp_path_factory.mktemp("data") / "fashion-slice", 3000,
+                                   1000))
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def weights(run) -> dict[str, torch.Tensor]:
 
 def test_train_returns_a_run_with_the_designed_results(base, data):
     r = base.results
-    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "epochs", "train_seconds", "params", "model",
-                "data"):
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "epochs", "train_seconds", "params",
+                "model", "data"):
         assert key in r, key
     assert r["model"] == "lenet5" and r["data"] == data and r["epochs"] == 1
     assert r["params"] == sum(t.numel() for t in weights(base).values()) == 61_706  # LeNet-5 on 1x28x28
@@ -56,9 +57,9 @@ def test_train_returns_a_run_with_the_designed_results(base, data):
 
 def test_the_run_directory_is_complete(base):
     p = base.path
-    for name in ("config.yaml", "metrics.csv", "results.json", "split.json", "summary.txt", "best.safetensors",
-                 "last.safetensors", "checkpoints/last.pt", "plots/loss.png", "plots/accuracy.png",
-                 "plots/confusion_matrix.png"):
+    for name in ("config.yaml", "metrics.csv", "results.json", "split.json", "summary.txt",
+                 "best.safetensors", "last.safetensors", "checkpoints/last.pt", "plots/loss.png",
+                 "plots/accuracy.png", "plots/confusion_matrix.png"):
         assert (p / name).is_file() and (p / name).stat().st_size > 0, name
     with open(p / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

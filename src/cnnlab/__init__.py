@@ -10,7 +10,8 @@ _EXPORTS = {
     "TrainConfig": "training.options", "UserError": "errors", "Run": "run", "load_run": "run", "train": "run",
     "build_model": "models", "create_model": "models", "list_models": "models",
 }
-__all__ = ["Run", "TrainConfig", "UserError", "build_model", "create_model", "list_models", "load_run", "train"]
+__all__ = ["Run", "TrainConfig", "UserError", "build_model", "create_model", "list_models", "load_run",
+           "train"]
 
 
 @functools.cache

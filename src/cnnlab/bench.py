@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +43,13 @@ SHORT = {"epochs": 2, "augment": "none"}
 
 @dataclass
 class BenchOptions:
-    data: str = "fashion-mnist"  # a data set of 28x28 IDX files: fashion-mnist, mnist or a directory
-    data_dir: str | None = None
+    # data (28x28 IDX files: fashion-mnist, mnist or a directory), data_dir, threads (None: measured by
+    # runtime.choose_threads) and seed, as training takes them
+    config: TrainConfig = field(default_factory=TrainConfig)
     models: tuple[str, ...] = ("mnist-classifier", "lenet5", DEFAULT_MODEL)
     quick: bool = False  # a smoke run: a slice of the data, times extrapolated to a full epoch
     limit: int | None = None  # training images per timed epoch (default: all; 2,048 with quick)
-    threads: int | None = None  # None: runtime.choose_threads measures
     accuracy: bool = True  # the time-to-accuracy and inference sections
-    seed: int = 0
 
 
 # --- the machine ----------------------------------------------------------------------------------------
@@ -60,7 +59,8 @@ def machine_info() -> dict:
     kib = _proc_field("/proc/meminfo", "MemTotal")
     ram = round(int(kib.split()[0]) / 2**20, 1) if kib else None
     return {"cpu": cpu, "cpus": os.cpu_count(), "ram_gib": ram, "torch": torch.__version__,
-            "cpu_bf16": cpu_has_bf16(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "cpu_bf16": cpu_has_bf16(),
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
 
 
@@ -106,7 +106,8 @@ def seed_train(model, train_loader, optimizer, criterion) -> list[str]:
         loss.backward()
         optimizer.step()
         if batch_idx % 10 == 0:
-            log.append(f"Train Epoch: 0 [{batch_idx * len(data)}/{len(train_loader.dataset)}]\tLoss: {loss.item():.6f}")
+            log.append(f"Train Epoch: 0 [{batch_idx * len(data)}/{len(train_loader.dataset)}]\t"
+                       f"Loss: {loss.item():.6f}")
     return log
 
 
@@ -153,8 +154,9 @@ def cnnlab_epoch(name: str, data_dir: Path, n_train: int, threads: int, seed: in
     """One epoch of `cnnlab.train` on the same files, batch and initial weights; no validation split."""
     with contextlib.redirect_stdout(sys.stderr):  # its epoch line must not mix into --json output
         # on the CPU, like the seeds' loop: a GPU would compare devices, not loops
-        run = train(model=name, data=str(data_dir), epochs=1, batch_size=SEED_BATCH, val_split=0.0, device="cpu",
-                    threads=threads, seed=seed, eval_every=n_train, out=str(out), progress=False)
+        run = train(model=name, data=str(data_dir), epochs=1, batch_size=SEED_BATCH, val_split=0.0,
+                    device="cpu", threads=threads, seed=seed, eval_every=n_train, out=str(out),
+                    progress=False)
     r = run.results
     return {"seconds": r["train_seconds"], "test_accuracy": r["test_accuracy"]}
 
@@ -194,7 +196,8 @@ def first_crossing(rows: list[dict], threshold: float) -> float | None:
 
 
 def time_to_accuracy(data: str, data_dir: str | None, threads: int, out: Path, quick: bool) -> dict:
-    """The fast recipe: a short run (SHORT) and fastcnn's defaults; test accuracy, seconds, validation crossings.
+    """The fast recipe: a short run (SHORT) and fastcnn's defaults; test accuracy, seconds, validation
+    crossings.
 
     With quick, one epoch of the short kind only (on the bench's slice of the data)."""
     runs = {}
@@ -205,8 +208,9 @@ def time_to_accuracy(data: str, data_dir: str | None, threads: int, out: Path, q
                         out=str(out / label), progress=False, **kw)
         r, rows = run.results, run.metrics
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in kw.items())
-        runs[label] = {"command": f"cnnlab train {flags}".strip(), "device": r["device"], "epochs": r["epochs"], "train_seconds": r["train_seconds"], "test_accuracy": r["test_accuracy"],
-                       "best_val_accuracy": r["best_val_accuracy"],
+        runs[label] = {"command": f"cnnlab train {flags}".strip(), "device": r["device"],
+                       "epochs": r["epochs"], "train_seconds": r["train_seconds"],
+                       "test_accuracy": r["test_accuracy"], "best_val_accuracy": r["best_val_accuracy"],
                        "val_crossings": {f"{t:.2f}": first_crossing(rows, t) for t in THRESHOLDS}, "run": run}
     return runs
 
@@ -251,20 +255,23 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
     """Run every section; returns the figures as one JSON-ready dict. `log(str)` gets progress lines."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
-    ds = load_data(opts.data, opts.data_dir)
+    cfg = opts.config
+    ds = load_data(cfg.data, cfg.data_dir)
     if tuple(ds.input_shape) != (1, 28, 28):
-        raise UserError(f"--data {opts.data}: cnnlab bench compares with the seeds' MNIST loop and needs 1x28x28 "
-                        f"IDX data (fashion-mnist, mnist or such a folder); this is {fmt_shape(ds.input_shape)}")
+        raise UserError(f"--data {cfg.data}: cnnlab bench compares with the seeds' MNIST loop and needs "
+                        f"1x28x28 IDX data (fashion-mnist, mnist or such a folder); this is "
+                        f"{fmt_shape(ds.input_shape)}")
     n_full = len(ds.train)
     limit = opts.limit or (2048 if opts.quick else None)
     if limit is not None and limit < 2 * SEED_BATCH:
-        raise UserError(f"--limit {limit}: use at least {2 * SEED_BATCH} images (two batches of {SEED_BATCH})")
+        raise UserError(f"--limit {limit}: use at least {2 * SEED_BATCH} images "
+                        f"(two batches of {SEED_BATCH})")
     n_train = min(n_full, limit or n_full)
     if n_train < 2 * SEED_BATCH:
-        raise UserError(f"--data {opts.data}: only {n_train} training images; the bench needs at least "
+        raise UserError(f"--data {cfg.data}: only {n_train} training images; the bench needs at least "
                         f"{2 * SEED_BATCH} (two batches of {SEED_BATCH})")
     n_test = min(len(ds.test), 2000 if opts.quick else len(ds.test))
-    threads = choose_threads(opts.threads)
+    threads = choose_threads(cfg.threads)
     machine = machine_info()
     log(f"machine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}, {threads} thread(s)")
     peak = {"fp32": round(matmul_gflops(threads), 1)}
@@ -278,7 +285,8 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
     mean, std = channel_stats(ds.train.x[:n_train])
     result = {"machine": machine, "threads": threads, "quick": opts.quick, "matmul_gflops": peak,
               "train_precision": "bf16" if train_dtype == torch.bfloat16 else "fp32",
-              "data": {"name": ds.name, "train_images": n_train, "full_train_images": n_full, "test_images": n_test},
+              "data": {"name": ds.name, "train_images": n_train, "full_train_images": n_full,
+                       "test_images": n_test},
               "epochs": []}
     scale = n_full / n_train  # seconds on the slice -> seconds per full epoch
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
@@ -289,9 +297,9 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             macs = totals(model)["macs"]
             torch.set_num_threads(threads)
             log(f"{name}: the seeds' loop, one epoch of {n_train} images ...")
-            seed = seed_epoch(name, tmp / "tv", mean[0], std[0], opts.seed)
+            seed = seed_epoch(name, tmp / "tv", mean[0], std[0], cfg.seed)
             log(f"{name}: cnnlab.train, one epoch of {n_train} images ...")
-            ours = cnnlab_epoch(name, raw, n_train, threads, opts.seed, tmp / "runs" / name)
+            ours = cnnlab_epoch(name, raw, n_train, threads, cfg.seed, tmp / "runs" / name)
             flops = n_full * 6 * macs  # an epoch's training FLOPs: 3 passes x 2 FLOPs per multiply-add
             floor = flops / (peak_used * 1e9)
             row = {"model": name, "macs": macs, "params": totals(model)["params"], "batch_size": SEED_BATCH,
@@ -308,7 +316,7 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             log(format_row(row))
         if opts.accuracy:
             log(f"{DEFAULT_MODEL}: time to accuracy with its default recipe ...")
-            tta_data, tta_dir = (str(raw), None) if opts.quick else (opts.data, opts.data_dir)
+            tta_data, tta_dir = (str(raw), None) if opts.quick else (cfg.data, cfg.data_dir)
             runs = time_to_accuracy(tta_data, tta_dir, threads, tmp / "tta", opts.quick)
             last = runs.get("default", runs["short"])
             model = last.pop("run").model
@@ -317,58 +325,67 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             x = (ds.test.x[:n_test].float() / 255 - mean[0]) / std[0]
             torch.set_num_threads(threads)
             result["inference"] = {"model": DEFAULT_MODEL, "threads": threads, **inference_speed(model, x)}
-    result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    result["machine"]["load_average_end"] = (round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg")
+                                             else None)
     result["bench_seconds"] = round(time.perf_counter() - t_start, 1)
     return result
 
 
 # --- the table ----------------------------------------------------------------------------------------------
 
-_COLUMNS = ("model", "seed s", "seed img/s", "(data s)", "cnnlab s", "cnnlab img/s", "ratio", "floor s", "ours/floor",
-            "fp32 floor", "seed acc", "cnnlab acc")
+_COLUMNS = ("model", "seed s", "seed img/s", "(data s)", "cnnlab s", "cnnlab img/s", "ratio", "floor s",
+            "ours/floor", "fp32 floor", "seed acc", "cnnlab acc")
 _WIDTHS = (16, 7, 10, 8, 8, 12, 5, 7, 10, 10, 8, 10)
 
 
 def format_row(row: dict) -> str:
     s, c = row["seed"], row["cnnlab"]
-    cells = (row["model"], f"{s['epoch_seconds']:.2f}", f"{s['images_per_s']:.0f}", f"{s['data_pipeline_seconds']:.2f}",
+    cells = (row["model"], f"{s['epoch_seconds']:.2f}", f"{s['images_per_s']:.0f}",
+             f"{s['data_pipeline_seconds']:.2f}",
              f"{c['epoch_seconds']:.2f}", f"{c['images_per_s']:.0f}", f"{row['speedup']:.1f}x",
              f"{row['floor_epoch_seconds']:.2f}", f"{row['cnnlab_over_floor']:.1f}x",
-             f"{row['floor_epoch_seconds_fp32']:.2f}", f"{100 * s['test_accuracy']:.2f}%", f"{100 * c['test_accuracy']:.2f}%")
+             f"{row['floor_epoch_seconds_fp32']:.2f}", f"{100 * s['test_accuracy']:.2f}%",
+             f"{100 * c['test_accuracy']:.2f}%")
     return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(cells, _WIDTHS)))
 
 
 def format_report(r: dict) -> str:
     m, d = r["machine"], r["data"]
     peak = ", ".join(f"{v} GFLOP/s {k}" for k, v in r["matmul_gflops"].items())
-    lines = [(f"cnnlab bench{' --quick' if r['quick'] else ''}: {m['cpu']}, {m['cpus']} CPUs, {m['ram_gib']} GiB, "
-             f"torch {m['torch']}, {r['threads']} thread(s), load average {m['load_average']} -> "
-             f"{m.get('load_average_end')}"),
+    lines = [(f"cnnlab bench{' --quick' if r['quick'] else ''}: {m['cpu']}, {m['cpus']} CPUs, "
+              f"{m['ram_gib']} GiB, torch {m['torch']}, {r['threads']} thread(s), load average "
+              f"{m['load_average']} -> {m.get('load_average_end')}"),
              (f"matmul peak (torch.mm 1024x1024, {r['threads']} thread(s)): {peak}; cnnlab trains in "
              f"{r['train_precision']}"),
              "",
              f"one epoch of {d['name']} ({d['full_train_images']} images, batch {SEED_BATCH}"
-             + (f"; timed on {d['train_images']} and scaled" if d['train_images'] < d['full_train_images'] else "")
+             + (f"; timed on {d['train_images']} and scaled"
+                if d['train_images'] < d['full_train_images'] else "")
              + "), same data, same initial weights:",
              (f"seconds per epoch; (data s) = the seed loop's DataLoader alone; FLOP floor at the "
               f"{r['train_precision']} peak and ours/floor, and the floor at the fp32 peak; test accuracy on "
               f"{d['test_images']} images"),
-             "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(_COLUMNS, _WIDTHS)))]
+             "  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                       for i, (v, w) in enumerate(zip(_COLUMNS, _WIDTHS)))]
     lines += [format_row(row) for row in r["epochs"]]
     tta = r.get("time_to_accuracy")
     if tta:
-        lines += ["", f"time to accuracy, {tta['model']} on {d['name'] if r['quick'] else 'the full data set'}:",
+        lines += ["",
+                  f"time to accuracy, {tta['model']} on {d['name'] if r['quick'] else 'the full data set'}:",
                   "(seconds of training incl. validation; test accuracy of the best validation checkpoint)"]
         for label in ("short", "default"):
             t = tta.get(label)
             if t:
-                cross = ", ".join(f"{k}: {'-' if v is None else f'{v:.1f} s'}" for k, v in t["val_crossings"].items())
-                lines.append(f"  {t['command']:<38} {t['device']:<4} {t['epochs']:>2} epochs {t['train_seconds']:6.1f} s  "
+                cross = ", ".join(f"{k}: {'-' if v is None else f'{v:.1f} s'}"
+                                  for k, v in t["val_crossings"].items())
+                lines.append(f"  {t['command']:<38} {t['device']:<4} {t['epochs']:>2} epochs "
+                             f"{t['train_seconds']:6.1f} s  "
                              f"test {100 * t['test_accuracy']:.2f}%  validation reached {cross}")
     inf = r.get("inference")
     if inf:
         lines += ["", f"inference, {inf['model']} ({inf['threads']} thread(s)):"]
-        for label, sfx in (("as served (float32, NCHW)", ""), ("training form (channels-last, autocast)", "_fast")):
+        for label, sfx in (("as served (float32, NCHW)", ""),
+                           ("training form (channels-last, autocast)", "_fast")):
             lines.append(f"  {label:<38} batch 1: {inf['batch1_images_per_s' + sfx]:5.0f} images/s, "
                          f"p50 {inf['batch1_p50_ms' + sfx]:.2f} ms, p90 {inf['batch1_p90_ms' + sfx]:.2f} ms; "
                          f"batch 1024: {inf['batch1024_images_per_s' + sfx]:5.0f} images/s")

@@ -16,8 +16,8 @@ from . import commands
 from .errors import UserError
 from .training.stopping import Interrupted
 
-ORDER = ["train", "eval", "predict", "summary", "models", "datasets", "inspect", "mistakes", "lr_find", "report",
-         "serve", "export", "bench"]
+ORDER = ["train", "eval", "predict", "summary", "models", "datasets", "inspect", "mistakes", "lr_find",
+         "report", "serve", "export", "bench"]
 
 
 class _Version(argparse.Action):
@@ -48,7 +48,8 @@ def build_parser() -> Parser:
     for name in _modules():
         mod = importlib.import_module(f"cnnlab.commands.{name}")
         sp = sub.add_parser(name.replace("_", "-"), help=mod.HELP, description=mod.HELP,
-                            epilog="examples:\n" + mod.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog="examples:\n" + mod.EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(sp)
         sp.set_defaults(_run=mod.run)
     return p

@@ -1,4 +1,5 @@
-"""The errors a user can cause: the CLI turns them into `error: ...` and exit code 2, the server into a 4xx."""
+"""The errors a user can cause: the CLI turns them into `error: ...` and exit code 2, the server into
+a 4xx."""
 
 
 class UserError(Exception):

@@ -35,7 +35,8 @@ EXTRA_FILE = "cnnlab.json"
 
 
 def load_for_export(run_or_weights: Run | str | Path) -> tuple[torch.nn.Module, ModelMeta, Path]:
-    """(model on CPU in eval mode, meta, folder to write into) from a Run, a run directory or a .safetensors file."""
+    """(model on CPU in eval mode, meta, folder to write into) from a Run, a run directory or a .safetensors
+    file."""
     if isinstance(run_or_weights, Run):
         model, meta = run_or_weights.load()
         return model, meta, run_or_weights.path
@@ -58,7 +59,8 @@ def metadata(meta: ModelMeta) -> dict[str, str]:
 
 
 def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None, opset: int = OPSET) -> Path:
-    """Write an ONNX model with a dynamic batch axis and the preprocessing in its metadata; returns the path."""
+    """Write an ONNX model with a dynamic batch axis and the preprocessing in its metadata; returns the
+    path."""
     import onnx
 
     model, meta, folder = load_for_export(run_or_weights)
@@ -84,7 +86,8 @@ def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None,
 
 
 def export_torchscript(run_or_weights: Run | str | Path, out: str | Path | None = None) -> Path:
-    """Write a traced TorchScript module with the metadata as the extra file "cnnlab.json"; returns the path."""
+    """Write a traced TorchScript module with the metadata as the extra file "cnnlab.json"; returns the
+    path."""
     model, meta, folder = load_for_export(run_or_weights)
     out = _out_path(out, folder, "torchscript")
     with warnings.catch_warnings():
@@ -92,7 +95,8 @@ def export_torchscript(run_or_weights: Run | str | Path, out: str | Path | None 
         # Tracing, not scripting: the layer stack has no control flow, and SpecNet's Python attributes
         # (spec dict, layer table) are not TorchScript types. check_inputs proves the batch axis stays free.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example(meta, 2), check_inputs=[(_example(meta, 1),), (_example(meta, 5),)])
+        traced = torch.jit.trace(model, _example(meta, 2),
+                                 check_inputs=[(_example(meta, 1),), (_example(meta, 5),)])
         atomic_write(out, lambda tmp: torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: meta.to_json()}))
     return out
 
@@ -132,8 +136,8 @@ def check_export(path: str | Path, run_or_weights: Run | str | Path, n: int = 8,
     with torch.inference_mode():
         ref = model(x).numpy()
     got = run_exported(path, x, fmt)
-    return {"max_abs_diff": float(np.abs(got - ref).max()), "same_class": int((got.argmax(1) == ref.argmax(1)).sum()),
-            "n": len(x), "source": source}
+    return {"max_abs_diff": float(np.abs(got - ref).max()),
+            "same_class": int((got.argmax(1) == ref.argmax(1)).sum()), "n": len(x), "source": source}
 
 
 def sample_inputs(meta: ModelMeta, n: int = 8, data_dir: str | None = None) -> tuple[torch.Tensor, str]:
@@ -142,7 +146,8 @@ def sample_inputs(meta: ModelMeta, n: int = 8, data_dir: str | None = None) -> t
     try:
         if not name:
             raise UserError("the model does not name its data set")
-        ds = load_data(name, data_dir, download=False, image_size=meta.input_shape[1] if Path(name).is_dir() else None)
+        ds = load_data(name, data_dir, download=False,
+                       image_size=meta.input_shape[1] if Path(name).is_dir() else None)
         if tuple(ds.input_shape) == tuple(meta.input_shape) and len(ds.test) > 0:
             return normalize(ds.test.x[:n].float() / 255, meta), f"{min(n, len(ds.test))} {name} test images"
     except (UserError, OSError, ValueError):
@@ -162,5 +167,6 @@ def _out_path(out: str | Path | None, folder: Path, fmt: str) -> Path:
     if out.is_dir():
         return out / default
     if not out.parent.is_dir():
-        raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it or pick another path")
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist; "
+                        "create it or pick another path")
     return out

@@ -1,6 +1,6 @@
 """Prediction on the user's own image files: one object per image,
-`{"file", "label", "probability", "top_k": [{"label", "probability"}, ...]}` (the shape `cnnlab predict --json`
-prints and the server's POST /predict answers; docs/serving.md).
+`{"file", "label", "probability", "top_k": [{"label", "probability"}, ...]}` (the shape
+`cnnlab predict --json` prints and the server's POST /predict answers; docs/serving.md).
 
 Two ways in: `predict_files` for a handful of files (all decoded first, so a bad one fails before any
 output), and `predict_stream` / `predict_folder` for whole folders: one batch of images in memory at a
@@ -62,7 +62,8 @@ def predict_files(model: torch.nn.Module, meta: ModelMeta, paths: list[str | Pat
 
 
 def iter_image_files(root: str | Path) -> Iterator[Path]:
-    """Image files under `root`, recursively, in sorted order (by extension; hidden files and folders skipped).
+    """Image files under `root`, recursively, in sorted order (by extension; hidden files and folders
+    skipped).
 
     A generator over os.walk: memory holds one folder's listing, not the whole tree."""
     root = Path(root)
@@ -99,7 +100,8 @@ def predict_stream(model: torch.nn.Module, meta: ModelMeta, paths: Iterable[str 
                     on_error(p, str(err))
                 if ok:
                     x = torch.stack([x for _, x in ok])  # (B, C, H, W)
-                    yield from ({"file": p, **r} for (p, _), r in zip(ok, predict_tensor(model, meta, x, top_k)))
+                    yield from ({"file": p, **r}
+                                for (p, _), r in zip(ok, predict_tensor(model, meta, x, top_k)))
                 bar.update(len(chunk))
         finally:
             bar.close()
@@ -137,8 +139,9 @@ def write_predictions(results: Iterable[dict], fmt: str, out: TextIO, top_k: int
             out.write(json.dumps(r) + "\n")
         elif fmt == "csv":
             if n == 0:
-                writer.writerow(["file", "label", "probability"] + [f"{c}_{i}" for i in range(2, len(r["top_k"]) + 1)
-                                                                    for c in ("label", "probability")])
+                writer.writerow(["file", "label", "probability"]
+                                + [f"{c}_{i}" for i in range(2, len(r["top_k"]) + 1)
+                                   for c in ("label", "probability")])
             writer.writerow([r["file"], r["label"], r["probability"]]
                             + [v for t in r["top_k"][1:] for v in (t["label"], t["probability"])])
         else:
@@ -169,4 +172,5 @@ def _load(path: str, meta: ModelMeta) -> torch.Tensor | UserError:
 
 def _bar(total: int | None, progress: bool | None):
     show = progress if progress is not None else sys.stderr.isatty()
-    return tqdm(total=total, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    return tqdm(total=total, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5)

@@ -90,8 +90,9 @@ class Run:
         cfg, meta = self.config, self.meta
         ds = load_data(cfg["data"], cfg.get("data_dir"), image_size=cfg.get("image_size"))
         if tuple(ds.input_shape) != tuple(meta.input_shape):
-            raise UserError(f"{self.path}: the test images of {cfg['data']} are {fmt_shape(ds.input_shape)}, the "
-                            f"model takes {fmt_shape(meta.input_shape)}; was the data set changed since training?")
+            raise UserError(f"{self.path}: the test images of {cfg['data']} are {fmt_shape(ds.input_shape)}, "
+                            f"the model takes {fmt_shape(meta.input_shape)}; was the data set changed since "
+                            "training?")
         return TestSet(ds.test.x, ds.test.y, list(meta.classes), ds.test.files, ds.name)
 
     def evaluate(self, data: str | None = None, data_dir: str | None = None) -> dict:
@@ -110,8 +111,8 @@ def load_run(path: str | Path) -> Run:
     return Run(path)
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool | None = None,
-          **overrides) -> Run | None:
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
+          progress: bool | None = None, **overrides) -> Run | None:
     """Train a model; returns the finished Run (None on ranks other than 0 under torchrun).
 
     Keyword arguments are TrainConfig fields (`cnnlab train --help` lists them):
@@ -143,7 +144,8 @@ def open_model(path: str | Path) -> tuple[torch.nn.Module, ModelMeta, Run | None
     return model, meta, run
 
 
-def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None, batch_size: int = 1024) -> dict:
+def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
+                 batch_size: int = 1024) -> dict:
     """Test a run's best weights on its own test split (or another data set of the same shape)."""
     model, meta = run.load()
     name = data or run.config.get("data")

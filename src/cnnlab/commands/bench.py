@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "time the seeds' DataLoader loop against cnnlab's engine in one run, with the FLOP floor"
+from ..training.options import DEFAULT_DATA
+from ..training.options import add_arguments as add_options
+
+BENCH_OPTIONS = ("data", "data_dir", "threads", "seed")  # the training options both loops share
+
+HELP = "time the seeds' DataLoader loop against cnnlab's trainer in one run, with the FLOP floor"
 EXAMPLES = """\
   cnnlab bench                        # full run: one epoch per model, time to accuracy, inference (~6 min)
   cnnlab bench --quick                # smoke run on 2,048 images, times scaled to a full epoch (~1 min)
@@ -16,15 +21,13 @@ count, in this one process, so their ratio is fair even on a busy machine; docs/
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="fashion-mnist", help="fashion-mnist (default), mnist, or a folder of IDX files")
-    p.add_argument("--data-dir", help="where named data sets are looked for first (also $CNNLAB_DATA)")
+    add_options(p, only=BENCH_OPTIONS, defaults={"data": DEFAULT_DATA})
     p.add_argument("--models", default="mnist-classifier,lenet5,fastcnn",
                    help="comma-separated model names (default: mnist-classifier,lenet5,fastcnn)")
     p.add_argument("--quick", action="store_true", help="a fast smoke run: a slice of the data, times scaled")
-    p.add_argument("--limit", type=int, help="training images per timed epoch (default all; 2048 with --quick)")
-    p.add_argument("--threads", type=int, help="CPU threads for both loops (default: chosen by measurement)")
+    p.add_argument("--limit", type=int,
+                   help="training images per timed epoch (default all; 2048 with --quick)")
     p.add_argument("--no-accuracy", action="store_true", help="skip time-to-accuracy and inference")
-    p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default 0)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import BenchOptions, format_report, run_bench
     from ..errors import UserError
     from ..models import get_entry
+    from ..training.options import TrainConfig
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if not models:
@@ -42,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         get_entry(m)  # an unknown name fails here, before any timing
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be a whole number >= 1")
-    opts = BenchOptions(data=args.data, data_dir=args.data_dir, models=models, quick=args.quick, limit=args.limit,
-                        threads=args.threads, accuracy=not args.no_accuracy, seed=args.seed)
+    config = TrainConfig(**{k: getattr(args, k) for k in BENCH_OPTIONS if getattr(args, k) is not None})
+    opts = BenchOptions(config=config, models=models, quick=args.quick, limit=args.limit,
+                        accuracy=not args.no_accuracy)
     result = run_bench(opts)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

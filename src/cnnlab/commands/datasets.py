@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import known_datasets
 
     for d in known_datasets(args.data_dir):
-        state = f"present: {d.get('path')}" if d.get("present") else f"missing: {d.get('how') or d.get('path')}"
+        state = (f"present: {d.get('path')}" if d.get("present")
+                 else f"missing: {d.get('how') or d.get('path')}")
         print(f"{d['name']:<15}{d.get('description', '')}\n{'':<15}{state}")
     return 0

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     rep = evaluate_run(r, args.data, args.data_dir)
     name = Path(str(rep["data"]).rstrip("/")).name
     png = save_confusion(rep["confusion_matrix"], list(rep["per_class"]), r.path / "plots" /
-                         f"confusion_matrix_eval_{name}.png", title=f"{Path(str(rep['model'])).stem} on {name}")
+                         f"confusion_matrix_eval_{name}.png",
+                         title=f"{Path(str(rep['model'])).stem} on {name}")
     if args.json:
         print(json.dumps({**rep, "confusion_matrix_png": str(png)}))
         return 0

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--image", metavar="IMG", help="your own image (prepared like `cnnlab predict`); "
                                                    "default: a test image")
-    p.add_argument("--index", type=int, default=0, help="which test image when no --image is given (default 0)")
+    p.add_argument("--index", type=int, default=0,
+                   help="which test image when no --image is given (default 0)")
     p.add_argument("--layer", metavar="NAME", help="only this conv/pool layer's filters and feature maps "
                                                    "(names as in `cnnlab summary`, e.g. conv1)")
     p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default RUN_DIR/inspect)")
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..run import Run
     from ..viz.inspect import save_inspection
 
-    for path in save_inspection(Run(args.run_dir), args.out, image=args.image, index=args.index, layer=args.layer):
+    for path in save_inspection(Run(args.run_dir), args.out, image=args.image, index=args.index,
+                                layer=args.layer):
         print(path)
     return 0

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training.options import TrainConfig
 
     given = {k: getattr(args, k) for k in LR_FIND_OPTIONS if getattr(args, k) is not None}
-    r = lr_find(TrainConfig(**given), start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, out=args.out)
+    r = lr_find(TrainConfig(**given), start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps,
+                out=args.out)
     print(f"suggested learning rate: {r.suggestion:.2g}")
     print(f"  how: {r.how}")
     print(f"  sweep: {r.lrs[0]:.0e} to {r.lrs[-1]:.2g} over {len(r.lrs)} steps; {r.stopped}")

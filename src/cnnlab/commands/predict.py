@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "classify your own image files or whole folders (PNG/JPEG, any size, colour or grey) with a trained run"
+HELP = ("classify your own image files or whole folders (PNG/JPEG, any size, colour or grey) "
+        "with a trained run")
 EXAMPLES = """\
   cnnlab predict runs/mnist-run photo_of_a_7.jpg
   cnnlab predict runs/mnist-run a.png b.png --top-k 3 --json
@@ -89,8 +90,10 @@ def _predict_folders(model, meta, args: argparse.Namespace) -> int:
                             progress=args.progress)
     n = write_predictions(stream, args.format or "jsonl", sys.stdout, args.top_k)
     if n == 0:
-        raise UserError(f"{', '.join(args.images)}: none of the {skipped} image files could be read (see above)")
+        raise UserError(f"{', '.join(args.images)}: none of the {skipped} image files could be read "
+                        "(see above)")
     files = "file" if skipped == 1 else "files"
-    print(f"predicted {n} images" + (f"; skipped {skipped} unreadable {files} (listed above)" if skipped else ""),
+    print(f"predicted {n} images"
+          + (f"; skipped {skipped} unreadable {files} (listed above)" if skipped else ""),
           file=sys.stderr)
     return 0

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
                             "drop --input/--classes")
         model, meta = Run(args.model).load()
         print(format_summary(model, title=f"{meta.spec['name']} as trained in {args.model} "
-                                          f"(input {fmt_shape(meta.input_shape)}, {len(meta.classes)} classes)"))
+                                          f"(input {fmt_shape(meta.input_shape)}, "
+                                          f"{len(meta.classes)} classes)"))
         return 0
     entry = get_entry(args.model)
     shape = parse_shape(args.input, "--input") if args.input else (

@@ -25,12 +25,13 @@ and --resume continues it exactly (docs/robustness.md). --batch-size is the glob
 Options left out take the model's own defaults (`cnnlab models` lists them): the models of the lecture
 notes cnnlab grew from (000: MNIST, 001: the maths and CIFAR-10, 002: the slides with LeNet-5) use their
 notes' optimiser and learning rate; simple-cnn uses batch 32 (lr 0.008) instead of the maths notes'
-batch 4, which makes an epoch 8x longer for the same accuracy."""
+batch 4, which makes an epoch 8x longer for the same accuracy."""  # noqa: E501 -- --help prints it as is
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_options(p)  # one flag per TrainConfig field (options.py imports nothing heavy)
-    p.add_argument("--config", help="YAML file of these options (e.g. a run's config.yaml); flags override it")
+    p.add_argument("--config",
+                   help="YAML file of these options (e.g. a run's config.yaml); flags override it")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
 
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     r = run_.results
     print(f"test accuracy {100 * r['test_accuracy']:.2f}%  (test loss {r['test_loss']:.4f}, "
-          f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training, {r['threads']} thread(s), {r['precision']})")
+          f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training, {r['threads']} thread(s), "
+          f"{r['precision']})")
     print(f"results in {run_.path}/  (results.json, metrics.csv, plots/, best.safetensors)")
     print(f"next: cnnlab eval {run_.path}  |  cnnlab inspect {run_.path}  |  cnnlab serve {run_.path}")
     return 0

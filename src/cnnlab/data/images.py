@@ -17,7 +17,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import BrokenImage, ImageTooLarge, NotAnImage, UserError
 
 # What Pillow decodes and cnnlab reads, in data set folders and in `cnnlab predict FOLDER` alike.
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+              ".pnm")
 MAX_PIXELS = 40_000_000  # refuse decompression bombs: 40 MP is far more than any classifier input needs
 
 

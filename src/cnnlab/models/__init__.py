@@ -15,7 +15,7 @@ from .shapes import LayerInfo, Shape, fmt_shape
 from .summary import format_summary, totals
 from .weights import ModelMeta, load_weights, read_meta, save_weights
 
-__all__ = ["TRAIN_DEFAULTS", "LayerInfo", "ModelEntry", "ModelMeta", "Residual", "Shape", "SpecNet", "build_model",
-           "create_model", "fmt_shape", "format_summary", "get_entry", "is_registered", "layers_of", "list_models",
-           "load_spec",
-           "load_weights", "parse_shape", "read_meta", "register_model", "save_weights", "spec_classes", "totals"]
+__all__ = ["TRAIN_DEFAULTS", "LayerInfo", "ModelEntry", "ModelMeta", "Residual", "Shape", "SpecNet",
+           "build_model", "create_model", "fmt_shape", "format_summary", "get_entry", "is_registered",
+           "layers_of", "list_models", "load_spec", "load_weights", "parse_shape", "read_meta",
+           "register_model", "save_weights", "spec_classes", "totals"]

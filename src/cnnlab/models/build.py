@@ -70,7 +70,8 @@ def _yaml_error(path: Path, e: Exception) -> UserError:
         problem += f" ({getattr(e, 'context', '')} that starts at line {ctx.line + 1})"
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     hint = "indent with spaces, not tabs" if "\\t" in problem else (
-        "check the brackets and indentation there; each layer is a `- Name` or `- Name: {arg: value, ...}` line")
+        "check the brackets and indentation there; each layer is a `- Name` or `- Name: {arg: value, ...}` "
+        "line")
     return UserError(f"{path}: not valid YAML{where}: {problem}; {hint}")
 
 
@@ -95,7 +96,8 @@ def load_spec(path: str | Path) -> dict:
     check_spec(spec, str(path))
     spec = {**spec, "name": spec.get("name") or path.stem}
     if spec.get("input") is not None:  # a spec that names its input is checked there now, against the file
-        build_model(spec, parse_shape(spec["input"], f"{path}: input"), spec_classes(spec) or 10, label=str(path))
+        build_model(spec, parse_shape(spec["input"], f"{path}: input"), spec_classes(spec) or 10,
+                    label=str(path))
     return spec
 
 
@@ -107,7 +109,7 @@ def spec_classes(spec: dict) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
 
 
-# --- pass 2: shapes ------------------------------------------------------------------------------------------
+# --- pass 2: shapes -------------------------------------------------------------------------------------
 
 def _infer(layer: Layer, shape: Shape, at: str) -> dict:
     """Check the incoming shape suits the layer; give the argument PyTorch needs that the shape decides."""
@@ -124,9 +126,10 @@ def _infer(layer: Layer, shape: Shape, at: str) -> dict:
     have = shape[0]
     given = layer.kwargs.get(infer)
     if given is not None and given != have:
-        what = f"{fmt_shape(shape)} ({have} channel{'s' * (have > 1)})" if len(shape) == 3 else f"{have} features"
-        raise UserError(f"{at} says {infer}: {given} but gets {what}: drop {infer}, cnnlab infers it from the "
-                        "incoming shape")
+        what = (f"{fmt_shape(shape)} ({have} channel{'s' * (have > 1)})" if len(shape) == 3
+                else f"{have} features")
+        raise UserError(f"{at} says {infer}: {given} but gets {what}: drop {infer}, cnnlab infers it "
+                        "from the incoming shape")
     return {infer: have}
 
 
@@ -148,10 +151,10 @@ def _build(layers: list[Layer], shape: Shape, num_classes: int, label: str, coun
             if name == "Linear" and layer.last_linear:
                 kwargs.setdefault("out_features", num_classes)
                 if kwargs["out_features"] != num_classes:
-                    raise UserError(f"{at} is the last layer and gives {kwargs['out_features']} outputs (from "
-                                    f"{fmt_shape(shape)} features), but the data has {num_classes} classes: write "
-                                    "`- Linear` with no size (it takes the class count) or out_features: "
-                                    f"{num_classes}")
+                    raise UserError(f"{at} is the last layer and gives {kwargs['out_features']} outputs "
+                                    f"(from {fmt_shape(shape)} features), but the data has {num_classes} "
+                                    "classes: write `- Linear` with no size (it takes the class count) or "
+                                    f"out_features: {num_classes}")
             if name == "Conv2d":
                 _check_conv(kwargs, shape, at)
             try:
@@ -160,10 +163,12 @@ def _build(layers: list[Layer], shape: Shape, num_classes: int, label: str, coun
                 raise UserError(f"{at}: PyTorch refuses {kwargs}: {str(e).splitlines()[0]}") from None
             shape, arith = output_shape(mod, shape, at)
         _check_with_torch(mod, in_shape, shape, at)
-        counted = (mod.proj if mod.proj is not None else nn.Identity()) if name == "Residual" else mod  # body: own rows
+        # body: own rows
+        counted = (mod.proj if mod.proj is not None else nn.Identity()) if name == "Residual" else mod
         info.insert(row if name == "Residual" else len(info),
-                    LayerInfo(layer.index, mod_name, name, "" if name == "Residual" else mod.extra_repr(), in_shape,
-                              shape, arith, sum(p.numel() for p in counted.parameters()), macs(counted, shape)))
+                    LayerInfo(layer.index, mod_name, name, "" if name == "Residual" else mod.extra_repr(),
+                              in_shape, shape, arith, sum(p.numel() for p in counted.parameters()),
+                              macs(counted, shape)))
         mods[mod_name] = mod
     return nn.Sequential(mods), shape
 
@@ -174,24 +179,26 @@ def _residual(body: nn.Sequential, shape: Shape, out: Shape, at: str) -> tuple[R
         raise UserError(f"{at}: its body must keep a CxHxW shape (no Flatten or Linear inside)")
     if out == shape:
         return Residual(body), "x + body(x)"
-    stride = next((s for s in range(1, shape[1] + 1) if (-(-shape[1] // s), -(-shape[2] // s)) == out[1:]), None)
+    stride = next((s for s in range(1, shape[1] + 1) if (-(-shape[1] // s), -(-shape[2] // s)) == out[1:]),
+                  None)
     if stride is None:
         raise UserError(f"{at}: the body turns {fmt_shape(shape)} into {fmt_shape(out)}, which a strided 1x1 "
                         "projection cannot match; keep H and W, or halve them with stride 2 and padding")
     proj = nn.Conv2d(shape[0], out[0], 1, stride=stride, bias=False)
-    return Residual(body, proj), f"proj(x) + body(x); proj: 1x1 conv {shape[0]}→{out[0]} channels, stride {stride}"
+    return Residual(body, proj), (f"proj(x) + body(x); proj: 1x1 conv {shape[0]}→{out[0]} channels, "
+                                  f"stride {stride}")
 
 
 def _check_conv(kwargs: dict, shape: Shape, at: str) -> None:
     g, cin, cout = kwargs.get("groups", 1), kwargs["in_channels"], kwargs["out_channels"]
     if cin % g or cout % g:
-        raise UserError(f"{at}: groups {g} must divide both in_channels {cin} (from the incoming {fmt_shape(shape)}) "
-                        f"and out_channels {cout}; e.g. groups: {math.gcd(cin, cout)}")
+        raise UserError(f"{at}: groups {g} must divide both in_channels {cin} (from the incoming "
+                        f"{fmt_shape(shape)}) and out_channels {cout}; e.g. groups: {math.gcd(cin, cout)}")
     if kwargs.get("padding") == "same" and pair(kwargs.get("stride", 1)) != (1, 1):
         k = pair(kwargs["kernel_size"])[0]
         raise UserError(f"{at}: padding 'same' works only with stride 1 in PyTorch; with stride "
-                        f"{kwargs['stride']} write padding: {k // 2} (a {shape[1]}x{shape[2]} input then gives "
-                        f"{window(shape[1], k, pair(kwargs['stride'])[0], k // 2)[0]} rows)")
+                        f"{kwargs['stride']} write padding: {k // 2} (a {shape[1]}x{shape[2]} input then "
+                        f"gives {window(shape[1], k, pair(kwargs['stride'])[0], k // 2)[0]} rows)")
 
 
 def _check_with_torch(mod: nn.Module, in_shape: Shape, shape: Shape, at: str) -> None:
@@ -205,7 +212,8 @@ def _check_with_torch(mod: nn.Module, in_shape: Shape, shape: Shape, at: str) ->
 
 
 def layers_of(model: SpecNet, types: tuple[str, ...]) -> list[tuple[LayerInfo, nn.Module]]:
-    """(summary row, module) for every layer of the given spec types, in forward order (residual bodies too)."""
+    """(summary row, module) for every layer of the given spec types, in forward order (residual bodies
+    too)."""
     by_name = {path.rsplit(".", 1)[-1]: m for path, m in model.named_modules() if path}
     return [(i, by_name[i.name]) for i in model.info if i.type in types]
 
@@ -224,8 +232,9 @@ def build_model(spec: dict, input_shape: Shape | None = None, num_classes: int =
     info: list[LayerInfo] = []
     seq, out = _build(layers, input_shape, num_classes, label, {}, info)
     if out != (num_classes,):
-        raise UserError(f"{label} ends with shape {fmt_shape(out)}, but a classifier must end with {num_classes} "
-                        "outputs (one per class): end the layers with `- Flatten` and `- Linear`")
+        raise UserError(f"{label} ends with shape {fmt_shape(out)}, but a classifier must end with "
+                        f"{num_classes} outputs (one per class): end the layers with `- Flatten` and "
+                        "`- Linear`")
     net = SpecNet(OrderedDict(seq.named_children()))
     net.spec = {"name": spec.get("name", "custom"), "layers": spec["layers"]}
     net.input_shape, net.num_classes, net.info = input_shape, num_classes, info

@@ -39,12 +39,14 @@ TRAIN_DEFAULTS = {"epochs": 5, "batch_size": 128, "lr": 0.001, "optimizer": "ada
 
 _NOT_ARGS = {"self", "device", "dtype", "return_indices", "start_dim", "end_dim"}  # one tensor in, one out
 # Names people bring from Keras or from Python code, and what to write instead.
-_LAYER_HINTS = {"dense": "Linear (Keras' Dense is PyTorch's Linear)", "fullyconnected": "Linear", "conv": "Conv2d",
-                "convolution": "Conv2d", "pool": "MaxPool2d or AvgPool2d", "batchnorm": "BatchNorm2d",
-                "maxpooling2d": "MaxPool2d", "averagepooling2d": "AvgPool2d", "reshape": "Flatten", "view": "Flatten",
+_LAYER_HINTS = {"dense": "Linear (Keras' Dense is PyTorch's Linear)", "fullyconnected": "Linear",
+                "conv": "Conv2d", "convolution": "Conv2d", "pool": "MaxPool2d or AvgPool2d",
+                "batchnorm": "BatchNorm2d", "maxpooling2d": "MaxPool2d", "averagepooling2d": "AvgPool2d",
+                "reshape": "Flatten", "view": "Flatten",
                 "globalaveragepooling2d": "`AdaptiveAvgPool2d: 1`", "batchnormalization": "BatchNorm2d"}
-_ARG_HINTS = {"filters": "out_channels", "units": "out_features", "pool_size": "kernel_size", "strides": "stride",
-              "rate": "p", "kernel": "kernel_size", "size": "kernel_size", "channels": "out_channels"}
+_ARG_HINTS = {"filters": "out_channels", "units": "out_features", "pool_size": "kernel_size",
+              "strides": "stride", "rate": "p", "kernel": "kernel_size", "size": "kernel_size",
+              "channels": "out_channels"}
 
 _KNOWN_KEYS = ("input", "layers", "name", "description", "train")
 
@@ -106,11 +108,12 @@ def check_spec(spec: Any, label: str) -> list[Layer]:
     if not isinstance(spec, dict) or "layers" not in spec:
         what = ("is a bare list: put `layers:` on a line above it" if isinstance(spec, list) else
                 "is empty" if spec is None else "has no 'layers:' list")
-        raise UserError(f"{label} {what}; a spec is `layers:` with one `- Layer` per line below it (and optionally "
-                        "`input: CxHxW`), see examples/models/lenet5.yaml")
+        raise UserError(f"{label} {what}; a spec is `layers:` with one `- Layer` per line below it "
+                        "(and optionally `input: CxHxW`), see examples/models/lenet5.yaml")
     if not isinstance(spec["layers"], list) or not spec["layers"]:
         raise UserError(f"{label}: 'layers' is empty or not a list; write one `- Layer` per line, "
-                        "e.g. `- Conv2d: {out_channels: 16, kernel_size: 3}`, ending with `- Flatten` and `- Linear`")
+                        "e.g. `- Conv2d: {out_channels: 16, kernel_size: 3}`, ending with `- Flatten` "
+                        "and `- Linear`")
     if spec.get("input") is not None:
         parse_shape(spec["input"], f"{label}: input")
     train = spec.get("train") or {}
@@ -127,7 +130,8 @@ def _parse_layers(entries: list, label: str, prefix: str) -> list[Layer]:
 
 
 def _entry_name(entry: Any) -> Any:
-    return entry if isinstance(entry, str) else next(iter(entry)) if isinstance(entry, dict) and entry else None
+    return (entry if isinstance(entry, str)
+            else next(iter(entry)) if isinstance(entry, dict) and entry else None)
 
 
 def _parse_entry(entry: Any, label: str, index: str, last_linear: bool) -> Layer:
@@ -145,12 +149,13 @@ def _parse_entry(entry: Any, label: str, index: str, last_linear: bool) -> Layer
                         "(`- Conv2d: {out_channels: 16, kernel_size: 3}`)")
     if isinstance(name, str) and "(" in name:  # Python call syntax, e.g. "Conv2d(1, 16, 3)"
         raise UserError(f"{at}: {name!r} is Python, not a spec entry; write `- {name.split('(')[0]}: "
-                        f"{_example(name.split('(')[0], '{arg: value}')}` (arguments by name, no in_channels)")
+                        f"{_example(name.split('(')[0], '{arg: value}')}` "
+                        "(arguments by name, no in_channels)")
     if name not in LAYERS:
         key = str(name).lower().replace("_", "")
         if key in ("softmax", "logsoftmax"):
-            raise UserError(f"{at}: leave {name} out: the loss (CrossEntropyLoss) applies softmax to the last "
-                            "Linear's outputs itself, and predict reports probabilities")
+            raise UserError(f"{at}: leave {name} out: the loss (CrossEntropyLoss) applies softmax to the "
+                            "last Linear's outputs itself, and predict reports probabilities")
         hint = _did_you_mean(str(name), list(LAYERS), _LAYER_HINTS) or f"known layers: {', '.join(LAYERS)}"
         raise UserError(f"{at}: unknown layer {name!r}; {hint}")
     layer = Layer(index, name, {}, last_linear)
@@ -228,10 +233,12 @@ _VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "kernel_size": (_ints(1), _PAIR.format(1, 3)), "stride": (_ints(1, none=True), _PAIR.format(1, 2)),
     "dilation": (_ints(1), _PAIR.format(1, 2)), "padding": (_ints(0), _PAIR.format(0, 1)),
     "output_size": (_ints(1, none=True), _PAIR.format(1, "1 for global pooling")),
-    "out_channels": _COUNT, "out_features": _COUNT, "groups": _COUNT, "in_channels": _COUNT, "in_features": _COUNT,
-    "num_features": _COUNT, "divisor_override": (_ints(1, none=True), "a whole number >= 1"),
+    "out_channels": _COUNT, "out_features": _COUNT, "groups": _COUNT, "in_channels": _COUNT,
+    "in_features": _COUNT, "num_features": _COUNT,
+    "divisor_override": (_ints(1, none=True), "a whole number >= 1"),
     "p": (lambda v: _num(v) and 0 <= v <= 1, "a probability between 0 and 1, e.g. 0.5 (not a percentage)"),
-    "norm_type": (lambda v: _num(v) and v > 0, "a number > 0, e.g. 2 (1 sums the window, large values approach max)"),
+    "norm_type": (lambda v: _num(v) and v > 0,
+                  "a number > 0, e.g. 2 (1 sums the window, large values approach max)"),
     "eps": (lambda v: _num(v) and v > 0, "a small number > 0, e.g. 0.00001"),
     "momentum": (lambda v: v is None or (_num(v) and 0 <= v <= 1), "a number between 0 and 1 (default 0.1)"),
     "negative_slope": (_num, "a number, e.g. 0.01"),

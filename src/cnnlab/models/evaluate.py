@@ -45,7 +45,8 @@ def per_class(cm: torch.Tensor, classes: list[str]) -> dict[str, dict]:
 
     p, r = ratio(tp, predicted), ratio(tp, support)
     f = ratio(2 * p * r, p + r)
-    return {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+    return {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                "support": int(support[i])}
             for i, c in enumerate(classes)}
 
 
@@ -53,5 +54,5 @@ def classification_report(logits: torch.Tensor, y: torch.Tensor, classes: list[s
     """Test loss/accuracy, per-class precision/recall/F1/support and the confusion matrix (rows = true)."""
     loss, acc = loss_and_accuracy(logits, y)
     cm = confusion_matrix(logits.argmax(1), y, len(classes))
-    return {"test_accuracy": acc, "test_loss": loss, "test_samples": len(y), "per_class": per_class(cm, classes),
-            "confusion_matrix": cm.tolist()}
+    return {"test_accuracy": acc, "test_loss": loss, "test_samples": len(y),
+            "per_class": per_class(cm, classes), "confusion_matrix": cm.tolist()}

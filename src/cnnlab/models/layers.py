@@ -23,7 +23,8 @@ class LayerType:
 
 
 LAYERS: dict[str, LayerType] = {
-    "Conv2d": LayerType(nn.Conv2d, "conv", "in_channels", "conv", "spatial", "{out_channels: 16, kernel_size: 3}"),
+    "Conv2d": LayerType(nn.Conv2d, "conv", "in_channels", "conv", "spatial",
+                        "{out_channels: 16, kernel_size: 3}"),
     "MaxPool2d": LayerType(nn.MaxPool2d, "maxpool", None, "pool", "spatial", "2"),
     "AvgPool2d": LayerType(nn.AvgPool2d, "avgpool", None, "pool", "spatial", "2"),
     "LPPool2d": LayerType(nn.LPPool2d, "lppool", None, "pool", "spatial", "{norm_type: 2, kernel_size: 2}"),

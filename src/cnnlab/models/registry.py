@@ -28,7 +28,8 @@ class ModelEntry:
         return {"name": self.name, "layers": self.layers}
 
     def as_spec_file(self) -> dict:
-        """The entry as a spec file's contents (name, input, train defaults, layers): read back, the same entry."""
+        """The entry as a spec file's contents (name, input, train defaults, layers): read back, the same
+        entry."""
         out = {"name": self.name}
         if self.input:
             out["input"] = self.input
@@ -40,7 +41,8 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, layers: list, input: str | None = None, **defaults) -> ModelEntry:
+def register_model(name: str, description: str, layers: list, input: str | None = None,
+                   **defaults) -> ModelEntry:
     """`input` is the shape the model was written for ("3x32x32"), shown by `cnnlab summary` by default."""
     entry = ModelEntry(name, description, layers, defaults, input)
     _REGISTRY[name] = entry
@@ -61,8 +63,8 @@ def get_entry(name_or_path: str) -> ModelEntry:
         return _REGISTRY[name_or_path]
     if Path(name_or_path).suffix.lower() in (".yaml", ".yml", ".json") or Path(name_or_path).exists():
         spec = load_spec(name_or_path)
-        return ModelEntry(spec["name"], f"spec file {name_or_path}", spec["layers"], dict(spec.get("train") or {}),
-                          spec.get("input"))
+        return ModelEntry(spec["name"], f"spec file {name_or_path}", spec["layers"],
+                          dict(spec.get("train") or {}), spec.get("input"))
     raise UserError(f"unknown model {name_or_path!r}: use one of {', '.join(_REGISTRY)} "
                     "or the path of a .yaml/.json spec file")
 

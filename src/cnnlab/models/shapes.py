@@ -78,8 +78,8 @@ def _window_shape(mod: nn.Module, shape: Shape, at: str) -> tuple[Shape, str]:
         ceil = mod.ceil_mode
         for kk, pp in zip(k, p):
             if pp > kk // 2:
-                raise UserError(f"{at}: padding {pp} is more than half the kernel {kk}, which PyTorch refuses "
-                                f"for pooling; use padding <= {kk // 2}")
+                raise UserError(f"{at}: padding {pp} is more than half the kernel {kk}, which PyTorch "
+                                f"refuses for pooling; use padding <= {kk // 2}")
     oh, ah = window(h, k[0], s[0], p[0], d[0], ceil)
     ow, aw = window(w, k[1], s[1], p[1], d[1], ceil)
     arith = ah if (h, k[0], s[0], p[0], d[0]) == (w, k[1], s[1], p[1], d[1]) else f"H {ah}; W {aw}"
@@ -87,7 +87,8 @@ def _window_shape(mod: nn.Module, shape: Shape, at: str) -> tuple[Shape, str]:
         n, kk, pp, dd = (h, k[0], p[0], d[0]) if oh < 1 else (w, k[1], p[1], d[1])
         span = dd * (kk - 1) + 1
         if isinstance(mod, nn.Conv2d):
-            fix = (f"use kernel_size <= {n + 2 * pp}" if dd == 1 else "use a smaller kernel_size or dilation") + \
+            fix = (f"use kernel_size <= {n + 2 * pp}" if dd == 1
+                   else "use a smaller kernel_size or dilation") + \
                   f" or padding: {math.ceil((span - n) / 2)} (or shrink the image less before this layer)"
         elif n + 2 * pp >= 2:
             fix = f"use kernel_size <= {n + 2 * pp}, or remove this pooling layer (or one before it)"

@@ -52,6 +52,6 @@ def format_summary(model: SpecNet, title: str | None = None) -> str:
     lines += ["",
               f"parameters:               {t['params']:>12,}  ({_kib(t['param_bytes'])} as float32)",
               f"multiply-adds per image:  {t['macs']:>12,}  ({_human(t['macs'])})",
-              f"activations per image:    {t['activations']:>12,}  ({_kib(t['activation_bytes'])} as float32: "
-              + "all layer outputs, kept for the backward pass)"]
+              f"activations per image:    {t['activations']:>12,}  ({_kib(t['activation_bytes'])} "
+              "as float32: " + "all layer outputs, kept for the backward pass)"]
     return "\n".join(lines)

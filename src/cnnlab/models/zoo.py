@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from .registry import register_model
 
-# The MNIST notes (000), `MNISTClassifier`: relu(maxpool(conv)) twice, then Linear(320 -> 10) -- the 320 that the
-# notes "figured out from the error" is inferred here.
+# The MNIST notes (000), `MNISTClassifier`: relu(maxpool(conv)) twice, then Linear(320 -> 10) -- the 320 that
+# the notes "figured out from the error" is inferred here.
 register_model(
-    "mnist-classifier", "MNIST notes (000): Conv 1→10 k5, MaxPool 2, ReLU, Conv 10→20 k5, MaxPool 2, ReLU, Linear 320→10",
+    "mnist-classifier",
+    "MNIST notes (000): Conv 1→10 k5, MaxPool 2, ReLU, Conv 10→20 k5, MaxPool 2, ReLU, Linear 320→10",
     [{"Conv2d": {"out_channels": 10, "kernel_size": 5}}, {"MaxPool2d": 2}, "ReLU",
      {"Conv2d": {"out_channels": 20, "kernel_size": 5}}, {"MaxPool2d": 2}, "ReLU",
      "Flatten", "Linear"],
     optimizer="sgd", lr=0.01, momentum=0.5, batch_size=128, epochs=1, schedule="constant",
 )
 
-# The maths notes (001), `SimpleCNN` for CIFAR-10. The notes train with batch 4 (12,500 steps an epoch); the default
-# here is batch 32 with the learning rate scaled by the same factor of 8 (linear scaling rule), which
+# The maths notes (001), `SimpleCNN` for CIFAR-10. The notes train with batch 4 (12,500 steps an epoch); the
+# default here is batch 32 with the learning rate scaled by the same factor of 8 (linear scaling rule), which
 # reaches the notes' accuracy in a fraction of the time.
 register_model(
     "simple-cnn", "maths notes (001): Conv 3→16 k3 s1 p1, ReLU, MaxPool 2, Linear 16·16·16→10 (CIFAR-10)",
@@ -71,7 +72,8 @@ register_model(
 # -> 10, 2.1 M multiply-adds per image.
 # BatchNorm lets the one-cycle schedule use a high peak learning rate.
 register_model(
-    "fastcnn", "cnnlab's default: 2 conv blocks (16-48, pool-BN-ReLU) + 256-unit head, tuned for time-to-accuracy",
+    "fastcnn",
+    "cnnlab's default: 2 conv blocks (16-48, pool-BN-ReLU) + 256-unit head, tuned for time-to-accuracy",
     [{"Conv2d": {"out_channels": 16, "kernel_size": 3, "padding": 1, "bias": False}}, {"MaxPool2d": 2},
      {"BatchNorm2d": None}, "ReLU",
      {"Conv2d": {"out_channels": 48, "kernel_size": 3, "padding": 1, "bias": False}}, {"MaxPool2d": 2},

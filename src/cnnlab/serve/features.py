@@ -37,7 +37,8 @@ _CMAP = _colormap()
 
 
 def conv_blocks(model: nn.Sequential) -> dict[int, list[str]]:
-    """Index of each conv block's last layer -> the layer names in that block, e.g. {2: [conv1, bn1, relu1]}."""
+    """Index of each conv block's last layer -> the layer names in that block, e.g.
+    {2: [conv1, bn1, relu1]}."""
     children = list(model.named_children())
     blocks: dict[int, list[str]] = {}
     i = 0
@@ -88,8 +89,9 @@ def feature_maps(model: nn.Sequential, x: torch.Tensor) -> list[dict]:
             maps = h[0].float().cpu().numpy()  # (C, H, W)
             shown = maps[:MAX_CHANNELS]
             img, cols = mosaic(shown)
-            out.append({"layer": " → ".join(blocks[i]), "shape": list(maps.shape), "channels_shown": len(shown),
-                        "grid": [math.ceil(len(shown) / cols), cols], "png": _data_uri(img)})
+            out.append({"layer": " → ".join(blocks[i]), "shape": list(maps.shape),
+                        "channels_shown": len(shown), "grid": [math.ceil(len(shown) / cols), cols],
+                        "png": _data_uri(img)})
         if i >= max(blocks, default=-1):
             break  # nothing after the last block is shown: skip the classifier head
     return out

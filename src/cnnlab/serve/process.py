@@ -35,7 +35,8 @@ def serve_process(run_dir: str | Path, *, log: str | Path | None = None, env: di
     with tempfile.TemporaryDirectory(prefix="cnnlab-serve-") as tmp:
         log_path = Path(log) if log is not None else Path(tmp) / "serve.log"
         with open(log_path, "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(run_dir), "--port", str(port)],
+            proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "serve", str(run_dir),
+                                     "--port", str(port)],
                                     stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             deadline = time.monotonic() + timeout
@@ -47,7 +48,8 @@ def serve_process(run_dir: str | Path, *, log: str | Path | None = None, env: di
                 except OSError:  # refused while it starts; urllib's URLError is an OSError
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"cnnlab serve did not come up at {url}; its log:\n{log_path.read_text()}")
+                    raise RuntimeError(f"cnnlab serve did not come up at {url}; "
+                                       f"its log:\n{log_path.read_text()}")
                 time.sleep(0.2)
             yield url
         finally:

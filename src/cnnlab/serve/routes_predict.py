@@ -45,14 +45,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error, "description": "a broken image file (e.g. truncated) or an empty body"},
     413: {"model": Error, "description": "body over --max-upload-mb, or an image with too many pixels"},
     415: {"model": Error, "description": "not an image, or a Content-Type other than multipart or JSON"},
-    422: {"model": Error, "description": "wrong field name, bad query value, or a JSON array of the wrong shape"},
+    422: {"model": Error,
+          "description": "wrong field name, bad query value, or a JSON array of the wrong shape"},
 }
 _BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                        "properties": {"file": {"type": "string", "format": "binary"}}}},
     "application/json": {"schema": PixelsIn.model_json_schema()},
 }}}
-TopKQuery = Annotated[int | None, Query(ge=1, description="classes to list (default: the server's --top-k, 3)")]
+TopKQuery = Annotated[int | None,
+                      Query(ge=1, description="classes to list (default: the server's --top-k, 3)")]
 ExplainQuery = Annotated[bool, Query(description="add `input` (what the model saw) and `feature_maps`")]
 
 
@@ -81,7 +83,8 @@ async def predict(request: Request, service: ServiceDep, settings: SettingsDep, 
             if not isinstance(upload, FormFile):
                 got = ", ".join(repr(k) for k in form) or "none"
                 what = "is text, not a file" if upload is not None else f"is missing (fields sent: {got})"
-                raise HTTPException(422, f"multipart field 'file' {what}; send the image as a file in field 'file'")
+                raise HTTPException(422, f"multipart field 'file' {what}; "
+                                         "send the image as a file in field 'file'")
             source, name = await upload.read(), upload.filename or "upload"
     elif ctype.startswith("application/json"):
         try:
@@ -90,7 +93,8 @@ async def predict(request: Request, service: ServiceDep, settings: SettingsDep, 
             raise HTTPException(422, validation_detail(e.errors())) from None
         name = source.name
     else:
-        raise HTTPException(415, f"Content-Type {ctype or '(none)'!r} is not accepted: send multipart/form-data "
+        raise HTTPException(415, f"Content-Type {ctype or '(none)'!r} is not accepted: "
+                                 "send multipart/form-data "
                                  "with the image in field 'file', or application/json {\"pixels\": [[...]]}")
     return await run_in_threadpool(_answer, service, source, name, top_k or settings.top_k, explain)
 
@@ -102,7 +106,8 @@ def predict_batch(service: ServiceDep, settings: SettingsDep,
                   top_k: TopKQuery = None) -> list[dict]:
     """Classify several images in one forward pass; every file is decoded first, so one bad file fails all."""
     if len(files) > settings.max_batch:
-        raise HTTPException(413, f"{len(files)} files: at most {settings.max_batch} per batch; split the request")
+        raise HTTPException(413, f"{len(files)} files: at most {settings.max_batch} per batch; "
+                                 "split the request")
     names = [f.filename or f"upload-{i}" for i, f in enumerate(files)]
     images = [decode_upload(f.file.read(), n) for f, n in zip(files, names)]
     return service.predict(images, names, top_k or settings.top_k)

@@ -85,7 +85,8 @@ def pixels_to_image(body: PixelsIn, max_side: int) -> Image.Image:
     except (ValueError, TypeError) as e:
         what = ("rows are not all the same length" if "inhomogeneous" in str(e)
                 else f"every value must be a number ({str(e)[:60]})")
-        raise HTTPException(422, f"pixels: {what}; send a rectangular H x W or H x W x C array of 0-255") from None
+        raise HTTPException(422, f"pixels: {what}; send a rectangular H x W or H x W x C array "
+                                 "of 0-255") from None
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
@@ -132,7 +133,8 @@ class ModelService:
 
     @property
     def name(self) -> str:
-        return str(self.results.get("model") or self.config.get("model") or self.meta.spec.get("name", "model"))
+        return str(self.results.get("model") or self.config.get("model")
+                   or self.meta.spec.get("name", "model"))
 
     def info(self) -> dict:
         """GET /model: what the page shows and a client needs to prepare inputs."""
@@ -145,8 +147,10 @@ class ModelService:
             "metrics": self.results, "summary": format_summary(self.model, title=self.name),
         }
 
-    def predict(self, images: list[Image.Image], names: list[str], top_k: int, explain: bool = False) -> list[dict]:
-        """Decoded images -> `cnnlab predict --json` objects; `explain` adds the model input and feature maps."""
+    def predict(self, images: list[Image.Image], names: list[str], top_k: int,
+                explain: bool = False) -> list[dict]:
+        """Decoded images -> `cnnlab predict --json` objects; `explain` adds the model input and feature
+        maps."""
         if not explain:
             return predict_images(self.model, self.meta, images, names, top_k)
         out = []
@@ -164,13 +168,15 @@ class ModelService:
         with self._examples_lock:
             if self._examples is None:
                 self._examples = self._load_examples()
-        items = [{"id": i, "label": label, "url": f"/examples/{i}.png"} for i, (label, _) in enumerate(self._examples)]
+        items = [{"id": i, "label": label, "url": f"/examples/{i}.png"}
+                 for i, (label, _) in enumerate(self._examples)]
         return {"data": self.meta.data, "examples": items, "note": self._examples_note}
 
     def example_png(self, i: int) -> bytes:
         self.examples()
         if not 0 <= i < len(self._examples or []):
-            raise HTTPException(404, f"example {i}: there are {len(self._examples or [])} examples (see /examples)")
+            raise HTTPException(404, f"example {i}: there are {len(self._examples or [])} examples "
+                                     "(see /examples)")
         a = self._examples[i][1]  # (C, H, W) uint8
         img = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
         buf = io.BytesIO()

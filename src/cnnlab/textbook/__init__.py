@@ -20,6 +20,6 @@ from .interop import from_torch
 from .layers import BatchNorm2d, Dropout, Flatten, Layer, Linear, ReLU, Residual, Sequential, Sigmoid, Tanh
 from .losses import cross_entropy, log_softmax, softmax
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LPPool2d", "Layer",
-           "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential", "Sigmoid", "Tanh", "cross_entropy",
-           "from_torch", "log_softmax", "output_size", "softmax", "true_convolution"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LPPool2d",
+           "Layer", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential", "Sigmoid", "Tanh",
+           "cross_entropy", "from_torch", "log_softmax", "output_size", "softmax", "true_convolution"]

@@ -40,7 +40,8 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         return {"step_count": self.step_count,
-                **{name: [None if a is None else a.copy() for a in getattr(self, name)] for name in self.slots}}
+                **{name: [None if a is None else a.copy() for a in getattr(self, name)]
+                   for name in self.slots}}
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = int(state["step_count"])

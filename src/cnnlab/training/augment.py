@@ -6,7 +6,8 @@ import torch
 
 
 def flip_mask(n: int, generator: torch.Generator) -> torch.Tensor:
-    """(n,) bool: which images of a batch to mirror; drawn on the CPU so a seed gives the same mask anywhere."""
+    """(n,) bool: which images of a batch to mirror; drawn on the CPU so a seed gives the same mask
+    anywhere."""
     return torch.rand(n, generator=generator, device="cpu") < 0.5
 
 

@@ -25,13 +25,15 @@ def load_config_file(path: str | Path) -> dict:
     try:
         d = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace")) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]}); fix the syntax") from None
+        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]}); "
+                        "fix the syntax") from None
     if not isinstance(d, dict):
         raise UserError(f"--config {path}: expected a mapping of option: value")
     d = {k.replace("-", "_"): v for k, v in d.items()}
     unknown = sorted(set(d) - set(field_names()))
     if unknown:
-        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(field_names())}")
+        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(field_names())}")
     return d
 
 
@@ -62,6 +64,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.engine == "numpy" and cfg.device not in ("auto", "cpu"):
         raise UserError(f"--engine numpy runs on the CPU only; drop --device {cfg.device}")
     if cfg.engine == "numpy" and (cfg.precision == "bf16" or cfg.compile):
-        raise UserError(f"--engine numpy computes in float32 NumPy; drop {'--compile' if cfg.compile else '--precision bf16'}")
+        raise UserError(f"--engine numpy computes in float32 NumPy; "
+                        f"drop {'--compile' if cfg.compile else '--precision bf16'}")
     if cfg.out is not None and Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise UserError(f"--out {cfg.out} is a file, not a directory: choose another --out")

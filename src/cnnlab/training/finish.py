@@ -28,8 +28,9 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
         "best_step": state.best_step, "epochs": state.epoch, "steps": state.global_step,
         "early_stopped": state.early_stopped, "train_seconds": round(state.train_seconds, 3),
         "params": sum(p.numel() for p in t.model.parameters()), "model": cfg.model, "data": data.name,
-        "classes": data.classes, "device": str(t.dist.device), "processes": t.dist.world, "threads": state.threads,
-        "precision": state.precision, "train_samples": n_train, "test_samples": report["test_samples"],
+        "classes": data.classes, "device": str(t.dist.device), "processes": t.dist.world,
+        "threads": state.threads, "precision": state.precision, "train_samples": n_train,
+        "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
     meta.extra = {"test_accuracy": results["test_accuracy"]}
@@ -37,6 +38,7 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
     save_weights(best, meta, best_path)
     title = Path(cfg.model).stem
     save_curves(state.rows, out / "plots", title=title)
-    save_confusion(results["confusion_matrix"], data.classes, out / "plots" / "confusion_matrix.png", title=title)
+    save_confusion(results["confusion_matrix"], data.classes, out / "plots" / "confusion_matrix.png",
+                   title=title)
     write_json(out / "results.json", results)
 

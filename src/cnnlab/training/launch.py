@@ -44,8 +44,8 @@ from .stopping import StopFlag
 from .trainer import Dist, TrainData, Trainer
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, progress: bool | None = None,
-          **overrides) -> Path | None:
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
+          progress: bool | None = None, **overrides) -> Path | None:
     """Train a model; the finished run's directory, or None on ranks other than 0 under torchrun.
 
     Keyword arguments are TrainConfig fields; `resume` continues an interrupted run instead."""
@@ -108,7 +108,8 @@ def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, di
                      mean=mean, std=std, style=data.style, data=data.name)
     tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style))
     if len(tensors.x) < 2:
-        raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; need more data")
+        raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; "
+                        "need more data")
     out = Path(cfg.out) if cfg.out else rundir.default_run_dir(cfg.model, data.name)
     out = Path(broadcast(str(out), dist.world))  # a timestamped default name must be the same on every rank
     cfg.out = str(out)
@@ -130,9 +131,10 @@ def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, di
                 return None
             finish_run(trainer, data, len(tensors.x))
             return out
-        except OSError as e:  # ENOSPC, EIO, a read-only disk: the atomic writes left every earlier file intact
-            raise UserError(f"{out}: cannot write the run directory ({e.strerror or e}); free disk space or fix "
-                            f"permissions, then continue with `cnnlab train --resume {out}`") from None
+        except OSError as e:
+            # ENOSPC, EIO, a read-only disk: the atomic writes left every earlier file intact
+            raise UserError(f"{out}: cannot write the run directory ({e.strerror or e}); free disk space or "
+                            f"fix permissions, then continue with `cnnlab train --resume {out}`") from None
 
 
 def _tensors(data: DataSet, split: tuple[torch.Tensor, torch.Tensor], meta: ModelMeta, device: torch.device,
@@ -142,7 +144,8 @@ def _tensors(data: DataSet, split: tuple[torch.Tensor, torch.Tensor], meta: Mode
 
     train_idx, val_idx = split
     return TrainData(prep(data.train.x[train_idx]), data.train.y[train_idx].to(device),
-                     prep(data.train.x[val_idx]), data.train.y[val_idx].to(device), list(data.classes), augment)
+                     prep(data.train.x[val_idx]), data.train.y[val_idx].to(device), list(data.classes),
+                     augment)
 
 
 def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> None:
@@ -168,7 +171,8 @@ def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> No
 def _trainer(cfg: TrainConfig, source: str, meta: ModelMeta, tensors: TrainData, dist: Dist, out: Path,
              stop: StopFlag, ckpt: dict | None, resuming: bool, progress: bool | None) -> Trainer:
     torch.manual_seed(cfg.seed)
-    model = prepare_model(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device), dist.device)
+    model = prepare_model(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device),
+                          dist.device)
     # bf16 autocast where the hardware computes it natively (runtime.amp_dtype); not for --engine numpy.
     # Like the thread count, a resumed run keeps the precision it started in (fp32 before it was recorded).
     amp = None if cfg.engine == "numpy" else amp_dtype(dist.device, cfg.precision)

@@ -90,7 +90,8 @@ def lr_range_test(model: nn.Module, x: torch.Tensor, y: torch.Tensor, make_optim
             stopped = f"diverged at lr {lr:.2g} (smoothed loss > {diverge:g}x its minimum)"
             break
     if len(lrs) < 10:
-        raise UserError(f"the loss diverged within {len(lrs)} steps of the sweep ({stopped}); lower --start-lr")
+        raise UserError(f"the loss diverged within {len(lrs)} steps of the sweep ({stopped}); "
+                        "lower --start-lr")
     smoothed = smooth(losses)
     step, min_step = suggest(lrs, smoothed)
     return LRFindResult(lrs, losses, smoothed, lrs[step], step, lrs[min_step], HOW, stopped)
@@ -116,8 +117,8 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[int, int]:
     return lo + int(slope[lo:hi].argmin()), min_step
 
 
-def lr_find(config: TrainConfig | None = None, *, start_lr: float = 1e-6, end_lr: float = 10.0, steps: int = 200,
-            out: str | Path | None = None, **overrides) -> LRFindResult:
+def lr_find(config: TrainConfig | None = None, *, start_lr: float = 1e-6, end_lr: float = 10.0,
+            steps: int = 200, out: str | Path | None = None, **overrides) -> LRFindResult:
     """Range test for a model on a data set, prepared exactly as `cnnlab train` prepares them.
 
     `config` (or TrainConfig fields as keyword arguments) names the model, data, optimiser, batch size,
@@ -139,11 +140,13 @@ def lr_find(config: TrainConfig | None = None, *, start_lr: float = 1e-6, end_lr
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(result, out_dir / "lr_find.csv")
     result.plot = plot_lr_find(result, out_dir / "lr_find.png",
-                               title=f"{Path(cfg.model).stem} on {data_name}, {cfg.optimizer}, batch {cfg.batch_size}")
+                               title=f"{Path(cfg.model).stem} on {data_name}, {cfg.optimizer}, "
+                                     f"batch {cfg.batch_size}")
     return result
 
 
 def _write_csv(r: LRFindResult, path: Path) -> None:
     rows = ["step,lr,loss,smoothed_loss"] + [f"{i},{lr:.6e},{lo:.6f},{s:.6f}"
-                                             for i, (lr, lo, s) in enumerate(zip(r.lrs, r.losses, r.smoothed))]
+                                             for i, (lr, lo, s)
+                                             in enumerate(zip(r.lrs, r.losses, r.smoothed))]
     atomic_write_text(path, "\n".join(rows) + "\n")

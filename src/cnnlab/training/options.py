@@ -8,8 +8,6 @@ so the CLI can build its parser without loading torch.
 from __future__ import annotations
 
 import argparse
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -32,8 +30,10 @@ WHOLE = (lambda v: v is None or _whole(v), "must be a whole number >= 1")
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
            check: tuple[Callable[[Any], bool], str] | None = None, metavar: str | None = None) -> Any:
-    """A TrainConfig field with what the CLI and validation need: help, allowed values, a check and its fix."""
-    return field(default=default, metadata={"help": help, "choices": choices, "check": check, "metavar": metavar})
+    """A TrainConfig field with what the CLI and validation need: help, allowed values, a check and its
+    fix."""
+    return field(default=default,
+                 metadata={"help": help, "choices": choices, "check": check, "metavar": metavar})
 
 
 @dataclass
@@ -44,40 +44,46 @@ class TrainConfig:
     data: str = option(DEFAULT_DATA, "data set name (fashion-mnist, mnist, cifar10, digits) or a directory")
     data_dir: str | None = option(None, "where named data sets are looked for first (also $CNNLAB_DATA)")
     epochs: int | None = option(None, MODEL_OWN, check=WHOLE)
-    batch_size: int | None = option(None, f"global batch size (split across ranks under torchrun; {MODEL_OWN})",
-                                    check=WHOLE)
+    batch_size: int | None = option(None, "global batch size (split across ranks under torchrun; "
+                                          f"{MODEL_OWN})", check=WHOLE)
     lr: float | None = option(None, f"learning rate, the peak one for --schedule onecycle ({MODEL_OWN})",
                               check=(lambda v: v is None or (_number(v) and 0 < v < 100),
                                      "must be a number > 0, e.g. 0.001"))
     optimizer: str | None = option(None, MODEL_OWN, choices=("sgd", "adam", "adamw"))
-    momentum: float | None = option(None, "SGD momentum", check=(lambda v: v is None or (_number(v) and 0 <= v < 1),
-                                                                 "must be in [0, 1)"))
-    weight_decay: float | None = option(None, MODEL_OWN, check=(lambda v: v is None or (_number(v) and v >= 0),
-                                                                "must be >= 0"))
+    momentum: float | None = option(None, "SGD momentum",
+                                    check=(lambda v: v is None or (_number(v) and 0 <= v < 1),
+                                           "must be in [0, 1)"))
+    weight_decay: float | None = option(None, MODEL_OWN,
+                                        check=(lambda v: v is None or (_number(v) and v >= 0),
+                                               "must be >= 0"))
     schedule: str | None = option(None, MODEL_OWN, choices=("constant", "onecycle", "cosine"))
     label_smoothing: float | None = option(None, MODEL_OWN, check=(
         lambda v: v is None or (_number(v) and 0 <= v < 1), "must be in [0, 1)"))
     augment: str | None = option(None, "flip where mirrored images keep their class (auto: not for digits)",
                                  choices=("none", "flip", "auto"))
     val_split: float = option(0.1, "validation fraction of the training set, stratified (default 0.1)",
-                              check=(lambda v: _number(v) and 0 <= v < 1, "must be a fraction in [0, 1), e.g. 0.1"))
+                              check=(lambda v: _number(v) and 0 <= v < 1,
+                                     "must be a fraction in [0, 1), e.g. 0.1"))
     seed: int = option(0, "random seed (default 0); a CPU run repeats exactly")
-    device: str = option("auto", "default auto: a GPU when there is one", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = option("auto", "default auto: a GPU when there is one",
+                         choices=("auto", "cpu", "cuda", "mps"))
     threads: int | None = option(None, "CPU intra-op threads (default: chosen by measurement, see "
                                        "docs/benchmarks.md)", check=WHOLE)
     out: str | None = option(None, "run directory (default runs/<model>-<data>-<time>)")
     limit: int | None = option(None, "train on N samples only (stratified), for quick runs", check=WHOLE)
     image_size: int | None = option(None, "resize image folders to this size", check=WHOLE)
-    eval_every: int | None = option(None, "steps between validation points within an epoch, plus one at its end "
-                                          "(default: twice per epoch)", check=WHOLE)
-    checkpoint_every: int | None = option(None, "steps between checkpoints (always at epoch ends)", check=WHOLE)
+    eval_every: int | None = option(None, "steps between validation points within an epoch, plus one at "
+                                          "its end (default: twice per epoch)", check=WHOLE)
+    checkpoint_every: int | None = option(None, "steps between checkpoints (always at epoch ends)",
+                                          check=WHOLE)
     patience: int | None = option(None, "early stopping after N epochs without a better validation accuracy",
                                   check=WHOLE)
     engine: str = option("torch", "who computes the training steps: torch (default) or numpy (the textbook "
                                   "NumPy engine, float32, one process)", choices=("torch", "numpy"))
-    precision: str = option("auto", "auto (default: bf16 autocast where the hardware has it natively) | fp32 | "
-                                    "bf16", choices=("auto", "fp32", "bf16"))
-    compile: bool = option(False, "torch.compile the model (pays on GPUs; measured slower for small nets on CPU)")
+    precision: str = option("auto", "auto (default: bf16 autocast where the hardware has it natively) | "
+                                    "fp32 | bf16", choices=("auto", "fp32", "bf16"))
+    compile: bool = option(False,
+                           "torch.compile the model (pays on GPUs; measured slower for small nets on CPU)")
     report: bool = option(False, "write report.html at the end")
     tensorboard: bool = option(False, "log to RUN_DIR/tensorboard")
 
@@ -93,11 +99,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _value_type(f) -> type:
-    """int, float, str or bool, from the field's annotation (`int | None` -> int)."""
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else [hint]
-    return args[0]
+    """int, float, str or bool, from the field's annotation as written (`int | None` -> int). Read off the
+    text: typing.get_type_hints would evaluate every annotation at each `cnnlab` start."""
+    return _TYPES[str(f.type).split("|")[0].strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
@@ -115,4 +123,5 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
         if defaults and f.name in defaults:
             help_ = f"{help_} (default {defaults[f.name]})"
         parser.add_argument(flag(f.name), type=kind, choices=meta["choices"], default=None,
-                            metavar=meta["metavar"] or (None if meta["choices"] else f.name.upper()), help=help_)
+                            metavar=meta["metavar"] or (None if meta["choices"] else f.name.upper()),
+                            help=help_)

@@ -36,7 +36,8 @@ OPTIMIZERS = {"sgd": ("SGD", ("lr", "momentum", "weight_decay")),
 
 
 def make_optimizer(cfg: TrainConfig, params, library=torch.optim):
-    """The optimiser `cfg` names, from `library` (torch.optim, or cnnlab.textbook.optim for --engine numpy)."""
+    """The optimiser `cfg` names, from `library` (torch.optim, or cnnlab.textbook.optim for --engine
+    numpy)."""
     cls, args = OPTIMIZERS[cfg.optimizer]
     return getattr(library, cls)(params, **{a: getattr(cfg, a) for a in args})
 

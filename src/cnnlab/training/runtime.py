@@ -36,10 +36,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-# --- CPU threads ---------------------------------------------------------------------------------------------
+# --- CPU threads ----------------------------------------------------------------------------------------
 
 def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. a container's share), split over torchrun ranks."""
+    """CPUs this process may run on (its affinity mask, e.g. a container's share), split over torchrun
+    ranks."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -48,7 +49,8 @@ def usable_cpus() -> int:
 
 
 def choose_threads(requested: int | None = None, probe: Callable[[int], float] | None = None) -> int:
-    """CPU intra-op threads for training small CNNs: `requested` (--threads), else $OMP_NUM_THREADS, else measured.
+    """CPU intra-op threads for training small CNNs: `requested` (--threads), else $OMP_NUM_THREADS, else
+    measured.
 
     Each op of a small CNN takes 0.05-5 ms and OpenMP splits every one of them statically, so a step waits
     for its slowest thread at every op. On an idle 2-vCPU VM two threads were 1.35-1.75x faster than one;

@@ -11,7 +11,8 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step_in_epoch: int = 0  # steps done in the current epoch (a checkpoint can be mid-epoch)
     global_step: int = 0  # steps done in all
-    best_val_accuracy: float | None = None  # the best validation point so far; None without a validation split
+    # the best validation point so far; None without a validation split
+    best_val_accuracy: float | None = None
     best_train_loss: float | None = None  # without a validation split the lowest training loss picks the best
     best_step: int = 0  # global step of best.safetensors
     bad_epochs: int = 0  # epochs in a row without a better validation point (early stopping)

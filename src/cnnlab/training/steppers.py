@@ -39,15 +39,17 @@ class TorchStepper:
 
     checkpoint_key = "optimizer"
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, amp: torch.dtype | None,
-                 rank: int, world: int):
-        self.model, self.cfg, self.device, self.amp, self.rank, self.world = model, cfg, device, amp, rank, world
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                 amp: torch.dtype | None, rank: int, world: int):
+        self.model, self.cfg, self.device, self.amp, self.rank, self.world = \
+            model, cfg, device, amp, rank, world
         self.opt = make_optimizer(cfg, model.parameters())
         self.train_model = model
         if world > 1:
-            self.train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                       else None)
-        if cfg.compile:  # the compiled wrapper shares the model's parameters; checkpoints save the plain model
+            self.train_model = DistributedDataParallel(model, device_ids=[device.index]
+                                                       if device.type == "cuda" else None)
+        # the compiled wrapper shares the model's parameters; checkpoints save the plain model
+        if cfg.compile:
             self.train_model = torch.compile(self.train_model)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> torch.Tensor:
@@ -129,5 +131,6 @@ class NumpyStepper:
 
     def load_state_dict(self, state: dict) -> None:
         if state:
-            self.opt.load_state_dict({k: v if k == "step_count" else [None if t is None else t.numpy() for t in v]
+            self.opt.load_state_dict({k: v if k == "step_count"
+                                      else [None if t is None else t.numpy() for t in v]
                                       for k, v in state.items()})

@@ -19,7 +19,8 @@ class StopFlag:
 
     def __init__(self, escalate: bool = True):
         self.signal: int | None = None
-        self.escalate = escalate  # under torchrun a Ctrl-C reaches a rank twice (terminal + agent): no escalation
+        # under torchrun a Ctrl-C reaches a rank twice (terminal + agent): no escalation
+        self.escalate = escalate
         self._old = {}
 
     def __enter__(self):

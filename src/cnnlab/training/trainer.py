@@ -58,11 +58,14 @@ class Trainer:
                  data: TrainData, state: TrainState, dist: Dist, out: Path, stop: StopFlag,
                  callbacks: list[Callback], amp: torch.dtype | None):
         self.cfg, self.model, self.meta, self.stepper, self.data = cfg, model, meta, stepper, data
-        self.state, self.dist, self.out, self.stop, self.callbacks, self.amp = state, dist, out, stop, callbacks, amp
+        self.state, self.dist, self.out, self.stop, self.callbacks, self.amp = \
+            state, dist, out, stop, callbacks, amp
         B = cfg.batch_size
-        self.steps_per_epoch = len(data.x) // B + (1 if len(data.x) % B >= 2 else 0)  # no last batch of 1 (BN)
+        # no last batch of 1 (BN)
+        self.steps_per_epoch = len(data.x) // B + (1 if len(data.x) % B >= 2 else 0)
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.eval_every = cfg.eval_every or max(10, math.ceil(self.steps_per_epoch / 2))  # each ~5 % of an epoch
+        # each ~5 % of an epoch
+        self.eval_every = cfg.eval_every or max(10, math.ceil(self.steps_per_epoch / 2))
         self.saved_step: int | None = None  # global step of the newest checkpoint on disk
         self.t0 = time.perf_counter()  # start of the training time not yet added to state.train_seconds
 
@@ -97,7 +100,8 @@ class Trainer:
 
     def _epoch(self, epoch: int) -> None:
         state, cfg, spe = self.state, self.cfg, self.steps_per_epoch
-        order = torch.randperm(len(self.data.x), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        order = torch.randperm(len(self.data.x),
+                               generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         loss_acc = torch.zeros((), device=self.dist.device)  # summed on the device: no sync per step on a GPU
         n_acc = 0
         for s in range(state.step_in_epoch, spe):
@@ -118,8 +122,8 @@ class Trainer:
             if self._sync_point(at_eval or at_ckpt):
                 value = loss_acc.item()  # on the CPU this costs nothing: there is no asynchronous queue
                 # All ranks must agree, or one would leave while the others wait in an all-reduce.
-                stopping, bad = agree([self.stop.signal is not None, not math.isfinite(value)], self.dist.world,
-                                      self.dist.device)
+                stopping, bad = agree([self.stop.signal is not None, not math.isfinite(value)],
+                                      self.dist.world, self.dist.device)
                 self.call("on_loss", value, bad)
                 state.loss_sum += value
                 state.loss_count += n_acc
@@ -140,8 +144,8 @@ class Trainer:
                 self.t0 = time.perf_counter()
                 self.call("on_checkpoint")
             if stopping:
-                raise Interrupted(f"stopped at step {state.global_step} (epoch {epoch + 1}); the state is saved: "
-                                  f"resume with `cnnlab train --resume {self.out}`")
+                raise Interrupted(f"stopped at step {state.global_step} (epoch {epoch + 1}); the state is "
+                                  f"saved: resume with `cnnlab train --resume {self.out}`")
 
     def _sync_point(self, needed: bool) -> bool:
         """Whether to read the loss off the device now: at every step on the CPU (free, and the NaN check

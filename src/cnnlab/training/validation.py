@@ -28,7 +28,8 @@ def validation_row(t: Trainer, epoch: float) -> dict:
         if len(ys):
             with autocast(d.device, t.amp):
                 logits = infer(t.model, xs)
-            part = [F.cross_entropy(logits, ys, reduction="sum").item(), (logits.argmax(1) == ys).sum().item()]
+            part = [F.cross_entropy(logits, ys, reduction="sum").item(),
+                    (logits.argmax(1) == ys).sum().item()]
         total, correct = reduce_sum(part, d.world, d.device)
         vloss, vacc = total / len(y_val), correct / len(y_val)
     row = {"step": state.global_step, "epoch": round(epoch, 4), "train_loss": round(loss_mean, 6),

@@ -17,7 +17,8 @@ from .figures import axis_off, new_figure, show_image
 
 
 def gradcam_layer(model: nn.Module) -> tuple[LayerInfo, nn.Module]:
-    """The last conv layer that still has a spatial map (>1x1): Grad-CAM on a 1x1 map would be one flat value."""
+    """The last conv layer that still has a spatial map (>1x1): Grad-CAM on a 1x1 map would be one flat
+    value."""
     convs = layers_of(model, CONV)
     if not convs:
         raise UserError(f"model {model.spec.get('name')!r} has no Conv2d layer: Grad-CAM needs one")

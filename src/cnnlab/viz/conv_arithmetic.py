@@ -78,7 +78,8 @@ def _first_conv_io(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
 @torch.no_grad()
 def conv_arithmetic(model: nn.Module, x: torch.Tensor, out_channel: int | None = None,
                     pos: tuple[int, int] | None = None) -> ConvArithmetic:
-    """Recompute one output pixel of the first conv layer from its weights (default: its strongest response)."""
+    """Recompute one output pixel of the first conv layer from its weights (default: its strongest
+    response)."""
     info, conv = _first_conv(model)
     inp, out = _first_conv_io(model, x)
     inp = inp.double()
@@ -86,7 +87,8 @@ def conv_arithmetic(model: nn.Module, x: torch.Tensor, out_channel: int | None =
         out_channel, *pos = np.unravel_index(int(out.argmax()), tuple(out.shape))
         out_channel, pos = int(out_channel), (int(pos[0]), int(pos[1]))
     o, (i, j) = out_channel, pos
-    g, cin = o // (conv.out_channels // conv.groups), conv.in_channels // conv.groups  # o's group and its inputs
+    # o's group and its inputs
+    g, cin = o // (conv.out_channels // conv.groups), conv.in_channels // conv.groups
     left, right, top, bottom = _padding(conv)
     mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
     padded = F.pad(inp[None], (left, right, top, bottom), mode=mode)[0]
@@ -117,7 +119,8 @@ def _numbers(ax, a: np.ndarray, cmap: str, title: str, lim: float) -> None:
         for (r, c), v in np.ndenumerate(a):
             red, green, blue, _ = cm((v + lim) / (2 * lim))
             light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=size, color="black" if light else "white")
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=size,
+                    color="black" if light else "white")
     ax.set_title(title, fontsize=9)
     axis_off(ax)
 
@@ -132,7 +135,8 @@ def arithmetic_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cap
     ax = fig.add_subplot(gs[0, 0])
     show_image(ax, pixels)
     (r0, c0), (dh, dw) = a.in_origin, conv.dilation
-    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), dw * (kw - 1) + 1, dh * (kh - 1) + 1, fill=False, ec="red", lw=2))
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), dw * (kw - 1) + 1, dh * (kh - 1) + 1, fill=False, ec="red",
+                           lw=2))
     ax.set_title(f"{caption}\nred box: the {kh}x{kw} patch under the kernel", fontsize=8)
     fmap = _first_conv_io(model, x)[1][a.out_channel].cpu().numpy()  # the whole output map of that filter
     ax = fig.add_subplot(gs[0, 1])
@@ -156,14 +160,15 @@ def arithmetic_figure(model: nn.Module, x: torch.Tensor, pixels: np.ndarray, cap
     for c in range(cin):
         ch = f" (input channel {c})" if cin > 1 else ""
         _numbers(fig.add_subplot(gs[c + 1, 0]), a.patch[c], "gray", f"input patch, normalised{ch}", lim_p)
-        _numbers(fig.add_subplot(gs[c + 1, 1]), a.kernel[c], "RdBu_r", f"⊙ kernel: filter {a.out_channel}{ch}",
-                 lim_k)
+        _numbers(fig.add_subplot(gs[c + 1, 1]), a.kernel[c], "RdBu_r",
+                 f"⊙ kernel: filter {a.out_channel}{ch}", lim_k)
         _numbers(fig.add_subplot(gs[c + 1, 2]), a.products[c], "PuOr_r",
                  f"= products (sum {a.products[c].sum():+.4f})", lim_x)
     txt = fig.add_subplot(gs[1:, 3])
     txt.axis("off")
     txt.text(0.02, 0.5, f"Σ products  = {a.total:+.5f}\n+ bias      = {a.bias:+.5f}\n"
-                        f"= {a.value:+.5f}\n\nPyTorch {info.name}[{a.out_channel}, {a.out_pos[0]}, {a.out_pos[1]}]"
+                        f"= {a.value:+.5f}\n\nPyTorch "
+                        f"{info.name}[{a.out_channel}, {a.out_pos[0]}, {a.out_pos[1]}]"
                         f"\n            = {a.actual:+.5f}\n✓ equal (checked to 1e-5)",
              family="monospace", fontsize=11, va="center")
     fig.suptitle(f"One output pixel of {info.name} ({info.type} {info.args}) computed by hand: "

@@ -22,7 +22,8 @@ MAX_MAPS = 64  # feature-map channels drawn per layer; more would make tiles too
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[LayerInfo, torch.Tensor]]:
     """The output of every conv/pool layer for one normalised input x (C, H, W): (summary row, (C, H, W))."""
     found: list[tuple[LayerInfo, torch.Tensor]] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out, info=info: found.append((info, out[0].detach().cpu())))
+    hooks = [m.register_forward_hook(lambda _m, _i, out, info=info:
+                                     found.append((info, out[0].detach().cpu())))
              for info, m in layers_of(model, CONV + POOL)]
     was = model.training
     try:
@@ -74,6 +75,7 @@ def feature_map_figure(info: LayerInfo, fmap: torch.Tensor, pixels: np.ndarray, 
         label_tiles(ax, band, [f"ch {k}" for k in sel] + [""] * (ncols - len(sel)), None)
         axes.append(ax)
     more = f" (first {shown} of {c} channels)" if shown < c else ""
-    fig.suptitle(f"{head}{more}\ninput {fmt_shape(info.in_shape)}; one colour scale for all channels", fontsize=10)
+    fig.suptitle(f"{head}{more}\ninput {fmt_shape(info.in_shape)}; one colour scale for all channels",
+                 fontsize=10)
     fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label="activation")
     return fig

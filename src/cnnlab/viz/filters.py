@@ -45,7 +45,8 @@ def filter_figure(info: LayerInfo, conv: nn.Conv2d, first: bool) -> Figure:
         sel = range(b * ncols, min(out, (b + 1) * ncols))
         band = np.full((rows, ncols, kh, kw), np.nan)
         band[:, :len(sel)] = tiles[list(sel)].transpose(1, 0, 2, 3)
-        labels = [f"#{o}" + (f"←{pick[o]}" if pick is not None else "") for o in sel] + [""] * (ncols - len(sel))
+        labels = ([f"#{o}" + (f"←{pick[o]}" if pick is not None else "") for o in sel]
+                  + [""] * (ncols - len(sel)))
         ax = axes[b * (1 + rgb), 0]
         im = ax.imshow(mosaic(band), cmap=cmap, vmin=-lim, vmax=lim)
         ax.set_gid("filters")

@@ -45,7 +45,8 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
     else:
         test = run.test_set()
         if not 0 <= index < len(test.y):
-            raise UserError(f"--index {index}: the test set has {len(test.y)} images; give 0..{len(test.y) - 1}")
+            raise UserError(f"--index {index}: the test set has {len(test.y)} images; "
+                            f"give 0..{len(test.y) - 1}")
         pixels = test.x[index].float().div(255).numpy()
         true = int(test.y[index])
         caption = f"test image #{index} (true: {meta.classes[true]})"
@@ -68,7 +69,8 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
             paths.append(save_figure(feature_map_figure(info, fmap, pixels, caption), p, tight=True))
     if layer is None:
         if p := want("attribution.png"):
-            paths.append(save_figure(attribution_figure(model, x, pixels, meta.classes, true, caption), p, tight=True))
+            paths.append(save_figure(attribution_figure(model, x, pixels, meta.classes, true, caption), p,
+                                     tight=True))
         if p := want("conv_arithmetic.png"):
             paths.append(save_figure(arithmetic_figure(model, x, pixels, caption), p, tight=True))
     return paths

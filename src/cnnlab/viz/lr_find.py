@@ -20,7 +20,8 @@ def plot_lr_find(r, path: str | Path, title: str = "") -> Path:
     i = r.suggestion_step
     ax.plot([r.suggestion], [r.smoothed[i]], "o", ms=11, mfc="none", mec="red", mew=2.5,
             label=f"suggestion: lr = {r.suggestion:.2g} (steepest descent)")
-    ax.axvline(r.min_loss_lr, color="grey", ls=":", lw=1.2, label=f"minimum of the smoothed loss: {r.min_loss_lr:.2g}")
+    ax.axvline(r.min_loss_lr, color="grey", ls=":", lw=1.2,
+               label=f"minimum of the smoothed loss: {r.min_loss_lr:.2g}")
     # Show the descent and the minimum; the divergence at the end would squash them into a flat line.
     lo, hi = min(min(r.smoothed), float(np.percentile(r.losses, 2))), max(r.smoothed[: r.suggestion_step + 1])
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.4 * (hi - lo + 1e-9))

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Mistakes:
-    rows: list[dict]  # one per misclassified test image, highest loss first: index, file, true, predicted, ...
+    # one per misclassified test image, highest loss first: index, file, true, predicted, ...
+    rows: list[dict]
     pairs: list[tuple[str, str, int]]  # (true, predicted, count), the most frequent confusions first
     per_class_accuracy: dict[str, float]  # recall: the fraction of each true class predicted right
     confusion: list[list[int]]  # rows = true class, columns = predicted
@@ -56,8 +57,8 @@ def find_mistakes(logits: torch.Tensor, y: torch.Tensor, classes: list[str],
     per_class = {c: (float(cm[i, i] / support[i]) if support[i] else math.nan) for i, c in enumerate(classes)}
     off = [(classes[t], classes[p], int(cm[t, p])) for t in range(k) for p in range(k) if t != p and cm[t, p]]
     off.sort(key=lambda r: -r[2])
-    return Mistakes(rows, off, per_class, cm.tolist(), float((pred == y).float().mean()) if len(y) else math.nan,
-                    len(y))
+    return Mistakes(rows, off, per_class, cm.tolist(),
+                    float((pred == y).float().mean()) if len(y) else math.nan, len(y))
 
 
 def mistakes_for_run(run: Run, test: TestSet | None = None) -> tuple[Mistakes, TestSet]:
@@ -73,8 +74,8 @@ def write_csv(m: Mistakes, path: str | Path) -> Path:
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in m.rows:
-        w.writerow({**r, "probability": f"{r['probability']:.6f}", "true_probability": f"{r['true_probability']:.6f}",
-                    "loss": f"{r['loss']:.6f}"})
+        w.writerow({**r, "probability": f"{r['probability']:.6f}",
+                    "true_probability": f"{r['true_probability']:.6f}", "loss": f"{r['loss']:.6f}"})
     atomic_write_text(path, buf.getvalue())
     return Path(path)
 
@@ -142,6 +143,7 @@ def save_mistakes(run: Run, out_dir: str | Path | None = None, top: int = 24) ->
     out = Path(out_dir) if out_dir is not None else run.path / "inspect"
     out.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(m, out / "mistakes.csv")
-    fig = mistakes_figure(m, test, title=f"{Path(str(run.config.get('model', ''))).stem} on {test.name}", top=top)
+    fig = mistakes_figure(m, test, title=f"{Path(str(run.config.get('model', ''))).stem} on {test.name}",
+                          top=top)
     png = save_figure(fig, out / "mistakes.png", dpi=100, tight=True)
     return m, [png, csv_path]

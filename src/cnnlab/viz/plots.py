@@ -12,7 +12,8 @@ from .figures import new_figure, save_figure
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
-    pts = [(r["step"], r[key]) for r in rows if r.get(key) not in (None, "") and not math.isnan(float(r[key]))]
+    pts = [(r["step"], r[key]) for r in rows
+           if r.get(key) not in (None, "") and not math.isnan(float(r[key]))]
     return [p[0] for p in pts], [float(p[1]) for p in pts]
 
 

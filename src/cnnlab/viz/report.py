@@ -49,7 +49,7 @@ figcaption { font-size: 13px; color: #5b6570; }
 .card b { display: block; font-size: 20px; }
 .row { display: flex; gap: 12px; flex-wrap: wrap; }
 .row figure { flex: 1 1 420px; }
-"""
+"""  # noqa: E501 -- the CSS goes into the page as is
 
 
 def _slug(title: str) -> str:
@@ -60,13 +60,15 @@ def _img(path: Path, caption: str = "") -> str:
     """A PNG inline as a data URI: the page needs no file beside it."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption or path.stem)}">{cap}</figure>'
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption or path.stem)}">'
+            f'{cap}</figure>')
 
 
 def _table(header: list[str], rows: list[list], num_from: int = 1) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(
-        f'<td{" class=num" if i >= num_from else ""}>{html.escape(str(v))}</td>' for i, v in enumerate(r)) + "</tr>"
+        f'<td{" class=num" if i >= num_from else ""}>{html.escape(str(v))}</td>' for i, v in enumerate(r))
+        + "</tr>"
         for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -84,7 +86,8 @@ def _ensure_pictures(run: Run, inspect_dir: Path) -> None:
     cm = run.results.get("confusion_matrix")
     if cm and not (plots / "confusion_matrix.png").is_file():
         plots.mkdir(parents=True, exist_ok=True)
-        save_confusion(cm, run.results.get("classes") or run.meta.classes, plots / "confusion_matrix.png", title=stem)
+        save_confusion(cm, run.results.get("classes") or run.meta.classes, plots / "confusion_matrix.png",
+                       title=stem)
     if not ((inspect_dir / "mistakes.png").is_file() and (inspect_dir / "mistakes.csv").is_file()):
         save_mistakes(run, inspect_dir)
     save_inspection(run, inspect_dir, only_missing=True)
@@ -101,11 +104,13 @@ def _data_section(run: Run) -> str:
     cards = "".join(f'<div class="card"><b>{html.escape(str(v))}</b>{html.escape(k)}</div>' for k, v in (
         ("training images", f"{n_train:,}"), ("validation images", f"{n_val:,}"),
         ("test images", f"{res.get('test_samples', 0):,}"), ("classes", len(classes)), ("input", shape)))
-    how = (f"Validation: {100 * float(split.get('val_split', cfg.get('val_split', 0))):.0f}% of the training set, "
-           f"stratified by class, seed {split.get('seed', cfg.get('seed'))}"
-           + (f"; then a stratified subset of {cfg['limit']:,} for training (--limit)." if cfg.get("limit") else "."))
+    how = (f"Validation: {100 * float(split.get('val_split', cfg.get('val_split', 0))):.0f}% of the training "
+           f"set, stratified by class, seed {split.get('seed', cfg.get('seed'))}"
+           + (f"; then a stratified subset of {cfg['limit']:,} for training (--limit)."
+              if cfg.get("limit") else "."))
     return (f"<p>Data set <b>{html.escape(str(res.get('data', cfg.get('data'))))}</b>; "
-            f"classes: {html.escape(', '.join(classes))}.</p><div class=cards>{cards}</div><p>{html.escape(how)}</p>")
+            f"classes: {html.escape(', '.join(classes))}.</p><div class=cards>{cards}</div>"
+            f"<p>{html.escape(how)}</p>")
 
 
 def _mistakes_section(run: Run, d: Path) -> str:
@@ -146,24 +151,28 @@ def write_report(run: Run, out: str | Path | None = None) -> Path:
     curves = [_img(plots / f, c) for f, c in (("loss.png", "training and validation loss"),
                                               ("accuracy.png", "validation accuracy"))
               if (plots / f).is_file()]
-    body["Training curves"] = f'<div class="row">{"".join(curves)}</div>' if curves else "<p>No metrics yet.</p>"
+    body["Training curves"] = (f'<div class="row">{"".join(curves)}</div>' if curves
+                               else "<p>No metrics yet.</p>")
     body["Confusion matrix"] = (_img(plots / "confusion_matrix.png", "rows: true class; columns: prediction")
                                 if (plots / "confusion_matrix.png").is_file() else "<p>Not tested yet.</p>")
     per = res.get("per_class") or {}
     body["Per-class metrics"] = _table(
         ["class", "precision", "recall", "F1", "support"],
-        [[c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"]] for c, m in per.items()]
+        [[c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"]]
+         for c, m in per.items()]
     ) if per else "<p>Not tested yet (no results.json).</p>"
     body["Mistakes"] = _mistakes_section(run, inspect_dir)
     convs = [i for i, _ in layers_of(model, CONV)]
     body["Filters"] = ("<p>The learned weights of every conv layer (red positive, blue negative).</p>"
-                       + "".join(_img(inspect_dir / f"filters_{i.name}.png", f"{i.name}: {i.args}") for i in convs
-                                 if (inspect_dir / f"filters_{i.name}.png").is_file()))
+                       + "".join(_img(inspect_dir / f"filters_{i.name}.png", f"{i.name}: {i.args}")
+                                 for i in convs if (inspect_dir / f"filters_{i.name}.png").is_file()))
     maps = [i for i, _ in layers_of(model, CONV + POOL)]
-    body["Feature maps"] = ("<p>What each conv and pooling layer outputs for one image; shapes as in the summary."
-                            "</p>" + "".join(_img(inspect_dir / f"feature_maps_{i.name}.png",
-                                                  f"{i.name} output {fmt_shape(i.out_shape)}")
-                                             for i in maps if (inspect_dir / f"feature_maps_{i.name}.png").is_file()))
+    body["Feature maps"] = ("<p>What each conv and pooling layer outputs for one image; shapes as in the "
+                            "summary.</p>"
+                            + "".join(_img(inspect_dir / f"feature_maps_{i.name}.png",
+                                           f"{i.name} output {fmt_shape(i.out_shape)}")
+                                      for i in maps
+                                      if (inspect_dir / f"feature_maps_{i.name}.png").is_file()))
     body["What the model looks at"] = (
         "<p>Saliency: how much each pixel changes the class score. Grad-CAM: which regions of the last "
         "spatial conv layer support the class.</p>" + _img(inspect_dir / "attribution.png"))
@@ -172,8 +181,10 @@ def write_report(run: Run, out: str | Path | None = None) -> Path:
         "PyTorch.</p>" + _img(inspect_dir / "conv_arithmetic.png"))
     acc = res.get("test_accuracy")
     nav = "".join(f'<a href="#{_slug(t)}">{html.escape(t)}</a>' for t in SECTIONS)
-    sections = "".join(f'<section id="{_slug(t)}"><h2>{html.escape(t)}</h2>{body[t]}</section>' for t in SECTIONS)
-    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>cnnlab report: {html.escape(name)}</title>"
+    sections = "".join(f'<section id="{_slug(t)}"><h2>{html.escape(t)}</h2>{body[t]}</section>'
+                       for t in SECTIONS)
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>cnnlab report: {html.escape(name)}</title>"
             f"<style>{CSS}</style></head><body><main><h1>{html.escape(name)} on "
             f"{html.escape(str(res.get('data', cfg.get('data'))))}</h1>"
             f"<p class=sub>{html.escape(str(run.path))} · test accuracy {_pct(acc)} · test loss "

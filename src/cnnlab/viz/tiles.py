@@ -12,7 +12,8 @@ import numpy as np
 def mosaic(tiles: np.ndarray, gap: int = 1, fill: float | np.ndarray = np.nan) -> np.ndarray:
     """(R, N, h, w[, 3]) tiles -> one (R·(h+gap)−gap, N·(w+gap)−gap[, 3]) image, `fill` in the gaps."""
     r, n, h, w = tiles.shape[:4]
-    img = np.empty((r * (h + gap) - gap, n * (w + gap) - gap, *tiles.shape[4:]), dtype=np.result_type(tiles, fill))
+    img = np.empty((r * (h + gap) - gap, n * (w + gap) - gap, *tiles.shape[4:]),
+                   dtype=np.result_type(tiles, fill))
     img[...] = fill
     for i in range(r):
         for j in range(n):

@@ -8,5 +8,5 @@ from .metrics_csv import MetricsCSV
 from .progress import Progress
 from .tensorboard import TensorBoard
 
-__all__ = ["BestWeights", "Callback", "Checkpointer", "DivergenceGuard", "EarlyStopping", "MetricsCSV", "Progress",
-           "TensorBoard"]
+__all__ = ["BestWeights", "Callback", "Checkpointer", "DivergenceGuard", "EarlyStopping", "MetricsCSV",
+           "Progress", "TensorBoard"]

@@ -32,7 +32,9 @@ class DivergenceGuard(Callback):
     @staticmethod
     def diverged(t, what: str) -> UserError:
         path = t.out / "checkpoints" / "last.pt"
-        kept = (f"the last good checkpoint (step {t.saved_step}) is kept in {path}" if t.saved_step is not None
+        kept = (f"the last good checkpoint (step {t.saved_step}) is kept in {path}"
+                if t.saved_step is not None
                 else "no checkpoint had been written yet")
-        return UserError(f"training diverged: {what} at step {t.state.global_step} (epoch {t.state.epoch + 1}); "
-                         f"{kept}; start a new run with a lower --lr (now {t.cfg.lr})")
+        return UserError(f"training diverged: {what} at step {t.state.global_step} "
+                         f"(epoch {t.state.epoch + 1}); {kept}; start a new run with a lower --lr "
+                         f"(now {t.cfg.lr})")

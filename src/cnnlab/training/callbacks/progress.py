@@ -20,8 +20,9 @@ class Progress(Callback):
         self.bar = None
 
     def on_epoch_start(self, t, epoch: int) -> None:
-        self.bar = tqdm(total=t.steps_per_epoch, initial=t.state.step_in_epoch, desc=f"epoch {epoch + 1}/{t.cfg.epochs}",
-                        unit="step", disable=not (self.show and t.dist.is_writer), leave=True, dynamic_ncols=True)
+        self.bar = tqdm(total=t.steps_per_epoch, initial=t.state.step_in_epoch,
+                        desc=f"epoch {epoch + 1}/{t.cfg.epochs}", unit="step",
+                        disable=not (self.show and t.dist.is_writer), leave=True, dynamic_ncols=True)
 
     def on_step_end(self, t) -> None:
         s = t.state
@@ -38,8 +39,8 @@ class Progress(Callback):
             r = t.state.rows[-1]
             va = "" if r["val_accuracy"] is None else (f"  val_loss {r['val_loss']:.4f}  "
                                                        f"val_acc {100 * r['val_accuracy']:.2f}%")
-            print(f"epoch {epoch + 1}/{t.cfg.epochs}  train_loss {r['train_loss']:.4f}{va}  {r['seconds']:.1f}s",
-                  flush=True)
+            print(f"epoch {epoch + 1}/{t.cfg.epochs}  train_loss {r['train_loss']:.4f}{va}  "
+                  f"{r['seconds']:.1f}s", flush=True)
 
     def on_checkpoint(self, t) -> None:
         if t.state.step_in_epoch == 0:  # the epoch's end: its bar is complete

@@ -63,7 +63,8 @@ class TensorBoardLogger:
                 self.writer.add_scalar(tag, float(v), step)
         self.writer.flush()
 
-    def epoch(self, step: int, model: nn.Module, confusion: list[list[int]] | None, classes: list[str]) -> None:
+    def epoch(self, step: int, model: nn.Module, confusion: list[list[int]] | None,
+              classes: list[str]) -> None:
         """Images at an epoch's end: the first conv layer's filters and the (validation) confusion matrix."""
         found = first_conv(model)
         if found is not None:
