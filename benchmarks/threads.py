@@ -20,8 +20,8 @@ from pathlib import Path
 
 CHILD = r"""
 import json, os, sys, time, torch, torch.nn.functional as F
-from cnnlab.models import create_model
-from cnnlab.training.runtime import prepare_model, amp_dtype, autocast
+from cnnlab.models import channels_last, create_model
+from cnnlab.training.runtime import amp_dtype, autocast
 name, threads, steps, batch, what = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                      sys.argv[5])
 torch.set_num_threads(threads)
@@ -33,7 +33,7 @@ if what == "mm":
     print(json.dumps({"gflops": 2 * 1024**3 * n / (time.perf_counter() - t) / 1e9})); sys.exit()
 torch.manual_seed(0)
 dev = torch.device("cpu")
-model = prepare_model(create_model(name, (1, 28, 28), 10), dev)
+model = channels_last(create_model(name, (1, 28, 28), 10).to(dev))
 amp = amp_dtype(dev)
 x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
 opt = torch.optim.AdamW(model.parameters(), 1e-3)

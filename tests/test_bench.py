@@ -72,9 +72,10 @@ def test_bench_trains_both_loops_for_real(bench):
 def test_bench_time_to_accuracy_and_inference(bench):
     t = bench["time_to_accuracy"]
     assert t["model"] == "fastcnn"
-    short = t["short"]
-    assert short["epochs"] == 1 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
-    assert short["command"] == "cnnlab train --epochs 1" and short["device"]
+    short = t["runs"]["5s"]  # --quick: one short budget on the slice
+    assert short["epochs"] > 0 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
+    assert short["command"] == "cnnlab train --time 5s" and short["device"]
+    assert short["used_seconds"] > 0  # tests/test_time_budget.py checks that budgets hold
     for mark, seconds in short["val_crossings"].items():
         assert mark in ("0.91", "0.93") and (seconds is None or 0 < seconds <= short["train_seconds"] + 1)
     inf = bench["inference"]
@@ -87,7 +88,9 @@ def test_bench_text_report_names_every_model(bench):
     text = format_report(bench)
     for name in MODELS:
         assert name in text
-    assert "floor s" in text and "time to accuracy" in text and "batch 1024" in text
+    assert "floor s" in text and "on a time budget" in text and "batch 1024" in text
+    assert bench["machine"]["cpu"] in text.splitlines()[0]  # the CPU named, with the flags that matter
+    assert all(f in text.splitlines()[0] for f in bench["machine"]["cpu_flags"])
 
 
 def test_first_crossing_reads_metrics_rows():

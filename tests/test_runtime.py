@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import cnnlab
 from cnnlab.data import load_data
 from cnnlab.errors import UserError
-from cnnlab.models import create_model, load_weights
+from cnnlab.models import ModelMeta, channels_last, create_model, load_weights, save_weights
 from cnnlab.training import augment, runtime
 
 SEED = 3
@@ -168,18 +168,23 @@ def test_choose_threads_measures_with_its_own_probe(monkeypatch):
     runtime._measured_default.cache_clear()
 
 
-def test_prepare_model_goes_channels_last_and_computes_the_same():
+def test_channels_last_computes_the_same_and_saved_models_load_in_it(tmp_path):
     torch.manual_seed(0)
     model = create_model("fastcnn", (1, 28, 28), 10).eval()
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         want = model(x)
-        fast = runtime.prepare_model(model, torch.device("cpu"))
+        fast = channels_last(model)
         got = fast(x)
     assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    assert runtime.prepare_model(mlp, torch.device("cpu")) is mlp  # nothing to gain without convs
+    assert channels_last(mlp) is mlp  # nothing to gain without convs
+    meta = ModelMeta(spec=model.spec, input_shape=(1, 28, 28), classes=[str(i) for i in range(10)],
+                     mean=[0.5], std=[0.5])
+    save_weights(model, meta, tmp_path / "m.safetensors")
+    loaded, _ = load_weights(tmp_path / "m.safetensors")  # what eval, predict, serve and export compute with
+    assert loaded[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_amp_dtype(monkeypatch):

@@ -112,7 +112,7 @@ def load_run(path: str | Path) -> Run:
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
-          progress: bool | None = None, **overrides) -> Run | None:
+          progress: bool | None = None, started_at: float | None = None, **overrides) -> Run | None:
     """Train a model; returns the finished Run (None on ranks other than 0 under torchrun).
 
     Keyword arguments are TrainConfig fields (`cnnlab train --help` lists them):
@@ -120,7 +120,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     >>> run = cnnlab.train(model="lenet5", data="fashion-mnist", epochs=1, limit=5000)
     >>> run.results["test_accuracy"]
     """
-    path = _train(config, resume=resume, progress=progress, **overrides)
+    path = _train(config, resume=resume, progress=progress, started_at=started_at, **overrides)
     if path is None:
         return None
     run = Run(path)

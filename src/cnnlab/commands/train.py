@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
+    started_at = time.monotonic()  # a --time budget counts from here, torch's import included
     from ..errors import UserError
     from ..run import train
     from ..training.config import load_config_file
@@ -46,18 +49,20 @@ def run(args: argparse.Namespace) -> int:
         if given or args.config:
             raise UserError(f"--resume continues the run with its saved config.yaml; drop "
                             f"{', '.join(flag(k) for k in given) or '--config'}")
-        run_ = train(resume=args.resume)
+        run_ = train(resume=args.resume, started_at=started_at)
     else:
         base = load_config_file(args.config) if args.config else {}
         if args.config and "out" in base and "out" not in given:
             base.pop("out")  # re-running a run's config must not write into that run
-        run_ = train(TrainConfig(**{**base, **given}))
+        run_ = train(TrainConfig(**{**base, **given}), started_at=started_at)
     if run_ is None:  # a non-zero rank under torchrun
         return 0
     r = run_.results
-    print(f"test accuracy {100 * r['test_accuracy']:.2f}%  (test loss {r['test_loss']:.4f}, "
-          f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training, {r['threads']} thread(s), "
-          f"{r['precision']})")
+    tb = r.get("time_budget")
+    length = (f"{tb['epochs']} epochs in a {tb['seconds']:g}s budget, {tb['used_seconds']:.1f}s used in all"
+              if tb else f"{r['epochs']} epoch(s), {r['train_seconds']:.1f}s training")
+    print(f"test accuracy {100 * r['test_accuracy']:.2f}%  (test loss {r['test_loss']:.4f}, {length}, "
+          f"{r['threads']} thread(s), {r['precision']})")
     print(f"results in {run_.path}/  (results.json, metrics.csv, plots/, best.safetensors)")
     print(f"next: cnnlab eval {run_.path}  |  cnnlab inspect {run_.path}  |  cnnlab serve {run_.path}")
     return 0

@@ -8,7 +8,7 @@ named models, saved weights and scoring a classifier.
 """
 
 from . import zoo  # noqa: F401 -- fills the registry with the named models
-from .build import Residual, SpecNet, build_model, layers_of, load_spec, spec_classes
+from .build import Residual, SpecNet, build_model, channels_last, layers_of, load_spec, spec_classes
 from .check import TRAIN_DEFAULTS, parse_shape
 from .registry import ModelEntry, create_model, get_entry, is_registered, list_models, register_model
 from .shapes import LayerInfo, Shape, fmt_shape
@@ -16,6 +16,6 @@ from .summary import format_summary, totals
 from .weights import ModelMeta, load_weights, read_meta, save_weights
 
 __all__ = ["TRAIN_DEFAULTS", "LayerInfo", "ModelEntry", "ModelMeta", "Residual", "Shape", "SpecNet",
-           "build_model", "create_model", "fmt_shape", "format_summary", "get_entry", "is_registered",
-           "layers_of", "list_models", "load_spec", "load_weights", "parse_shape", "read_meta",
-           "register_model", "save_weights", "spec_classes", "totals"]
+           "build_model", "channels_last", "create_model", "fmt_shape", "format_summary", "get_entry",
+           "is_registered", "layers_of", "list_models", "load_spec", "load_weights", "parse_shape",
+           "read_meta", "register_model", "save_weights", "spec_classes", "totals"]

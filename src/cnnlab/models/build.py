@@ -35,7 +35,7 @@ from .check import Layer, check_spec, parse_shape
 from .layers import LAYERS
 from .shapes import LayerInfo, Shape, fmt_shape, macs, output_shape, pair, window
 
-__all__ = ["Residual", "SpecNet", "build_model", "layers_of", "load_spec", "spec_classes"]
+__all__ = ["Residual", "SpecNet", "build_model", "channels_last", "layers_of", "load_spec", "spec_classes"]
 
 
 class Residual(nn.Module):
@@ -209,6 +209,18 @@ def _check_with_torch(mod: nn.Module, in_shape: Shape, shape: Shape, at: str) ->
         raise UserError(f"{at} cannot take {fmt_shape(in_shape)}: {str(e).splitlines()[0]}") from None
     if real != shape:
         raise AssertionError(f"shape formula disagrees with PyTorch at {at}: {shape} vs {real}")
+
+
+def channels_last(model: nn.Module) -> nn.Module:
+    """Channels-last (NHWC) weights for conv nets: training, evaluation and serving all compute in it.
+
+    oneDNN (CPU) and cuDNN (GPU) have their fastest conv and pooling kernels for NHWC; on a 2-vCPU VM
+    max pooling alone ran 10x faster than in NCHW. Inputs need no conversion: a conv with NHWC weights
+    returns NHWC activations, and one-channel images are laid out the same either way.
+    """
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def layers_of(model: SpecNet, types: tuple[str, ...]) -> list[tuple[LayerInfo, nn.Module]]:

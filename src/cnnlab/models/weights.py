@@ -16,7 +16,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..errors import UserError
 from ..files import atomic_write
-from .build import SpecNet, build_model
+from .build import SpecNet, build_model, channels_last
 
 
 @dataclass
@@ -69,7 +69,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[SpecNet, ModelM
     with torch.inference_mode(False):
         model = build_model(meta.spec, meta.input_shape, len(meta.classes))
         model.load_state_dict(load_file(str(path), device="cpu"))
-        return model.to(device).eval(), meta
+        return channels_last(model.to(device)).eval(), meta
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -43,6 +43,8 @@ def resolve(cfg: TrainConfig, source: str | None = None) -> TrainConfig:
     `source`: where to read the model from when not `cfg.model` (a resumed run's copy of its spec file)."""
     entry = get_entry(source or cfg.model)
     for k, v in TRAIN_DEFAULTS.items():
+        if k == "epochs" and cfg.time is not None:
+            continue  # a time budget sizes the schedule; --epochs given beside it only caps it
         if getattr(cfg, k) is None:
             setattr(cfg, k, entry.defaults.get(k, v))
     validate(cfg)

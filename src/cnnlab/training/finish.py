@@ -12,6 +12,7 @@ from ..files import write_json
 from ..models import load_weights, save_weights
 from ..models.evaluate import classification_report, infer
 from ..viz.plots import save_confusion, save_curves
+from .callbacks import TimeBudget
 from .trainer import Trainer
 
 
@@ -33,6 +34,10 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
         "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
+    budget = next((cb for cb in t.callbacks if isinstance(cb, TimeBudget)), None)
+    if budget is not None:  # what the budget bought: the schedule it chose (epochs may end part-way)
+        results["time_budget"] = {"seconds": budget.seconds, "steps": state.global_step,
+                                  "epochs": round(state.global_step / t.steps_per_epoch, 2)}
     meta.extra = {"test_accuracy": results["test_accuracy"]}
     save_weights(t.model, meta, out / "last.safetensors")
     save_weights(best, meta, best_path)
@@ -40,5 +45,7 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
     save_curves(state.rows, out / "plots", title=title)
     save_confusion(results["confusion_matrix"], data.classes, out / "plots" / "confusion_matrix.png",
                    title=title)
+    if budget is not None:  # everything up to here, set-up and the final test included
+        results["time_budget"]["used_seconds"] = round(budget.elapsed(t), 2)
     write_json(out / "results.json", results)
 

@@ -9,8 +9,9 @@ rank 0 writes the run directory.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ import torch.distributed
 from ..data import DataSet, channel_stats, load_data, normalize
 from ..errors import UserError
 from ..files import write_json, write_yaml
-from ..models import ModelMeta, create_model, format_summary, get_entry
+from ..models import ModelMeta, channels_last, create_model, format_summary, get_entry
 from . import rundir
 from .callbacks import (
     BestWeights,
@@ -30,32 +31,48 @@ from .callbacks import (
     MetricsCSV,
     Progress,
     TensorBoard,
+    TimeBudget,
 )
 from .checkpoint import load_checkpoint, set_rng_state
 from .config import load_config_file, resolve
 from .distributed import broadcast, init_dist
 from .finish import finish_run
-from .options import TrainConfig
+from .options import TrainConfig, parse_duration
 from .recipe import augment_kind, split_indices
-from .runtime import amp_dtype, check_compile, choose_threads, pick_device, prepare_model
+from .runtime import amp_dtype, check_compile, choose_threads, pick_device
 from .state import TrainState
 from .steppers import NumpyStepper, TorchStepper
 from .stopping import StopFlag
 from .trainer import Dist, TrainData, Trainer
 
 
+@dataclass
+class Launch:
+    """What one session of a run starts from."""
+
+    cfg: TrainConfig  # resolved
+    source: str  # where the model's layers are read from: the name, the spec file, or a run's own copy
+    ckpt: dict | None  # the checkpoint a resumed run continues from (None: from the start)
+    resuming: bool
+    progress: bool | None  # a progress bar (True), epoch lines (False), or decide by the terminal (None)
+    started_at: float  # time.monotonic() when the user started it: a --time budget counts from there
+
+
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
-          progress: bool | None = None, **overrides) -> Path | None:
+          progress: bool | None = None, started_at: float | None = None, **overrides) -> Path | None:
     """Train a model; the finished run's directory, or None on ranks other than 0 under torchrun.
 
-    Keyword arguments are TrainConfig fields; `resume` continues an interrupted run instead."""
+    Keyword arguments are TrainConfig fields; `resume` continues an interrupted run instead.
+    `started_at` (time.monotonic()): when the user started it, if before this call (a --time budget)."""
+    started_at = time.monotonic() if started_at is None else started_at
     cfg, source, ckpt = configure(config, resume, overrides)
     device = pick_device(cfg.device)
     if cfg.compile:
         check_compile(device)  # before minutes of data loading and before the run directory exists
     rank, world, owns_group = init_dist(device)
     try:
-        return _launch(cfg, source, resume is not None, ckpt, Dist(rank, world, device), progress)
+        return _launch(Launch(cfg, source, ckpt, resume is not None, progress, started_at),
+                       Dist(rank, world, device))
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
@@ -93,8 +110,8 @@ def configure(config: TrainConfig | None, resume: str | Path | None, overrides: 
     return cfg, source, ckpt
 
 
-def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, dist: Dist,
-            progress: bool | None) -> Path | None:
+def _launch(launch: Launch, dist: Dist) -> Path | None:
+    cfg, source, ckpt = launch.cfg, launch.source, launch.ckpt
     if dist.device.type == "cuda":
         torch.cuda.set_device(dist.device)  # NCCL and object collectives use the current device
     if cfg.engine == "numpy" and dist.world > 1:
@@ -106,7 +123,7 @@ def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, di
     entry_model = create_model(source, data.input_shape, len(data.classes))  # checks the spec fits the data
     meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
                      mean=mean, std=std, style=data.style, data=data.name)
-    tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style))
+    tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style), len(data.test))
     if len(tensors.x) < 2:
         raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; "
                         "need more data")
@@ -114,13 +131,13 @@ def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, di
     out = Path(broadcast(str(out), dist.world))  # a timestamped default name must be the same on every rank
     cfg.out = str(out)
     with ExitStack() as stack:
-        _open_run_dir(out, resuming, dist, stack)
+        _open_run_dir(out, launch.resuming, dist, stack)
         stop = stack.enter_context(StopFlag(escalate=dist.world == 1))
         # Thread count changes float summation order: a resumed run keeps the one it started with.
         saved_threads = ckpt["state"].get("threads") if ckpt else None
         torch.set_num_threads(saved_threads or choose_threads(cfg.threads))
         try:
-            trainer = _trainer(cfg, source, meta, tensors, dist, out, stop, ckpt, resuming, progress)
+            trainer = _trainer(launch, meta, tensors, dist, out, stop)
             if ckpt is None and dist.is_writer:
                 _start_run_dir(trainer, source, split, data)
             try:
@@ -138,14 +155,14 @@ def _launch(cfg: TrainConfig, source: str, resuming: bool, ckpt: dict | None, di
 
 
 def _tensors(data: DataSet, split: tuple[torch.Tensor, torch.Tensor], meta: ModelMeta, device: torch.device,
-             augment: str) -> TrainData:
+             augment: str, test_samples: int) -> TrainData:
     def prep(x_u8: torch.Tensor) -> torch.Tensor:
         return normalize(x_u8.float().div_(255), meta).to(device)
 
     train_idx, val_idx = split
     return TrainData(prep(data.train.x[train_idx]), data.train.y[train_idx].to(device),
                      prep(data.train.x[val_idx]), data.train.y[val_idx].to(device), list(data.classes),
-                     augment)
+                     augment, test_samples)
 
 
 def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> None:
@@ -168,11 +185,11 @@ def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> No
         raise UserError(err)
 
 
-def _trainer(cfg: TrainConfig, source: str, meta: ModelMeta, tensors: TrainData, dist: Dist, out: Path,
-             stop: StopFlag, ckpt: dict | None, resuming: bool, progress: bool | None) -> Trainer:
+def _trainer(launch: Launch, meta: ModelMeta, tensors: TrainData, dist: Dist, out: Path, stop: StopFlag
+             ) -> Trainer:
+    cfg, source, ckpt = launch.cfg, launch.source, launch.ckpt
     torch.manual_seed(cfg.seed)
-    model = prepare_model(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device),
-                          dist.device)
+    model = channels_last(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device))
     # bf16 autocast where the hardware computes it natively (runtime.amp_dtype); not for --engine numpy.
     # Like the thread count, a resumed run keeps the precision it started in (fp32 before it was recorded).
     amp = None if cfg.engine == "numpy" else amp_dtype(dist.device, cfg.precision)
@@ -185,20 +202,23 @@ def _trainer(cfg: TrainConfig, source: str, meta: ModelMeta, tensors: TrainData,
     stepper = (NumpyStepper(model, cfg) if cfg.engine == "numpy"
                else TorchStepper(model, cfg, dist.device, amp, dist.rank, dist.world))
     trainer = Trainer(cfg, model, meta, stepper, tensors, state, dist, out, stop,
-                      _callbacks(cfg, dist, out, ckpt, resuming, progress), amp)
+                      _callbacks(launch, dist, out), amp, launch.started_at)
     if ckpt is not None:
         _restore(trainer, ckpt)
     return trainer
 
 
-def _callbacks(cfg: TrainConfig, dist: Dist, out: Path, ckpt: dict | None, resuming: bool,
-               progress: bool | None) -> list[Callback]:
-    """In the order they run at each hook: the divergence check first, before anything is saved."""
-    callbacks = [DivergenceGuard(), BestWeights(), MetricsCSV(), EarlyStopping(), Progress(progress)]
+def _callbacks(launch: Launch, dist: Dist, out: Path) -> list[Callback]:
+    """In the order they run at each hook: the divergence check first, before anything is saved; the time
+    budget before the checkpoint, which saves how much of it is used."""
+    cfg, ckpt = launch.cfg, launch.ckpt
+    callbacks = [DivergenceGuard(), BestWeights(), MetricsCSV(), EarlyStopping(), Progress(launch.progress)]
     if cfg.tensorboard:
         # steps after the checkpoint are replayed (all of them when resumed before the first one)
-        purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if resuming else None)
+        purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if launch.resuming else None)
         callbacks.append(TensorBoard(out / "tensorboard", purge, dist.is_writer))
+    if cfg.time is not None:
+        callbacks.append(TimeBudget(parse_duration(cfg.time)))
     return [*callbacks, Checkpointer()]
 
 

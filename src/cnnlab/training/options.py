@@ -8,6 +8,7 @@ so the CLI can build its parser without loading torch.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -15,6 +16,22 @@ from typing import Any
 DEFAULT_MODEL = "fastcnn"  # cnnlab's own, chosen by time to accuracy (docs/benchmarks.md)
 DEFAULT_DATA = "fashion-mnist"
 MODEL_OWN = "default: the model's own, see `cnnlab models`"
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: Any) -> float | None:
+    """Seconds in "90s", "2m", "1h", "1m30s", "1.5h" or a bare number of seconds; None if not a duration."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text) if text > 0 else None
+    if not isinstance(text, str):
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smh]?)", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s+", "", text.strip().lower()):
+        return None
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    return seconds if seconds > 0 else None
 
 
 def _whole(v: Any) -> bool:
@@ -44,6 +61,10 @@ class TrainConfig:
     data: str = option(DEFAULT_DATA, "data set name (fashion-mnist, mnist, cifar10, digits) or a directory")
     data_dir: str | None = option(None, "where named data sets are looked for first (also $CNNLAB_DATA)")
     epochs: int | None = option(None, MODEL_OWN, check=WHOLE)
+    time: str | None = option(None, "train for a wall-clock budget, e.g. 90s, 2m, 1h: the schedule is sized "
+                                    "to fit it and ends on time (with --epochs: at most that many)",
+                              check=(lambda v: v is None or parse_duration(v) is not None,
+                                     "give a duration such as 20s, 90s, 2m, 1h or 1m30s"), metavar="DURATION")
     batch_size: int | None = option(None, "global batch size (split across ranks under torchrun; "
                                           f"{MODEL_OWN})", check=WHOLE)
     lr: float | None = option(None, f"learning rate, the peak one for --schedule onecycle ({MODEL_OWN})",

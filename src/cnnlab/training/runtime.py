@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import UserError
 
@@ -123,18 +122,6 @@ def _measured_default(candidates: tuple[int, ...]) -> int:
 
 
 # --- memory format and precision --------------------------------------------------------------------------
-
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Channels-last (NHWC) weights for conv nets, on every device.
-
-    oneDNN (CPU) and cuDNN (GPU) have their fastest conv and pooling kernels for NHWC; on a 2-vCPU VM
-    max pooling alone ran 10x faster than in NCHW. Inputs need no conversion: a conv with NHWC weights
-    returns NHWC activations, and one-channel images are laid out the same either way.
-    """
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
 
 @functools.cache
 def cpu_has_bf16() -> bool:

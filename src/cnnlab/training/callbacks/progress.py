@@ -21,7 +21,7 @@ class Progress(Callback):
 
     def on_epoch_start(self, t, epoch: int) -> None:
         self.bar = tqdm(total=t.steps_per_epoch, initial=t.state.step_in_epoch,
-                        desc=f"epoch {epoch + 1}/{t.cfg.epochs}", unit="step",
+                        desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
                         disable=not (self.show and t.dist.is_writer), leave=True, dynamic_ncols=True)
 
     def on_step_end(self, t) -> None:
@@ -39,7 +39,7 @@ class Progress(Callback):
             r = t.state.rows[-1]
             va = "" if r["val_accuracy"] is None else (f"  val_loss {r['val_loss']:.4f}  "
                                                        f"val_acc {100 * r['val_accuracy']:.2f}%")
-            print(f"epoch {epoch + 1}/{t.cfg.epochs}  train_loss {r['train_loss']:.4f}{va}  "
+            print(f"epoch {epoch + 1}/{t.epochs}  train_loss {r['train_loss']:.4f}{va}  "
                   f"{r['seconds']:.1f}s", flush=True)
 
     def on_checkpoint(self, t) -> None:
