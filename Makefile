@@ -23,7 +23,7 @@ system:
 	@bash scripts/setup-system.sh
 
 train: setup
-	$(VENV)/bin/cnnlab train
+	$(VENV)/bin/cnnlab train --time 2m
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider

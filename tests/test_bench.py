@@ -108,3 +108,23 @@ def test_bench_refuses_bad_input(tmp_path):
                       [0, 1] * 2)
     r = cli("bench", "--quick", "--data", str(small), "--models", "lenet5")
     assert r.returncode == 2 and "only 20 training images" in r.stderr and str(small) in r.stderr, r.stderr
+
+
+def test_peers_train_for_real_and_stop_at_their_cap(tiny_fashion, tmp_path):
+    """Each peer recipe learns (above chance after an epoch on 768 images) and stops at its cap."""
+    from cnnlab.bench.peers import KerasConvnet, PytorchExamples, time_to_target
+    from cnnlab.bench.seed_loop import SeedLoop, torchvision_root
+
+    ds = load_data(str(tiny_fashion))
+    root = torchvision_root(ds, tmp_path / "tv", 768, 300).parent.parent
+    peers = [PytorchExamples(root, 0), SeedLoop("lenet5", root, 0.286, 0.353, 0),
+             KerasConvnet(ds.train.x[:, 0].numpy(), ds.train.y.numpy(), ds.test.x[:, 0].numpy(),
+                          ds.test.y.numpy(), 0)]
+    for peer in peers:
+        r = time_to_target(peer, 0.999, cap_seconds=0.01, log=lambda s: None)  # unreachable: the cap stops it
+        assert not r["reached"] and r["seconds"] is None and r["epochs"] == 1, r
+        assert 0.25 < r["history"][0]["test_accuracy"] <= 1.0, (peer.name, r)
+    keras_model = peers[-1].model  # the keras-io recipe, layer for layer
+    assert [type(layer).__name__ for layer in keras_model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert keras_model.count_params() == 34_826  # keras-io's summary of the example
