@@ -12,7 +12,7 @@ from ..files import write_json
 from ..models import load_weights, save_weights
 from ..models.evaluate import classification_report, infer
 from ..viz.plots import save_confusion, save_curves
-from .callbacks import TimeBudget
+from .callbacks import ThreadPolicy, TimeBudget
 from .trainer import Trainer
 
 
@@ -34,6 +34,11 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
         "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
+    policy = next((cb for cb in t.callbacks if isinstance(cb, ThreadPolicy)), None)
+    if policy is not None:  # how the adaptive policy used the second CPU (this session)
+        results["threads"] = f"1-{policy.most}"
+        results["thread_policy"] = {"most": policy.most, "switches": policy.switches,
+                                    "steps_at_most": policy.steps_at_most}
     budget = next((cb for cb in t.callbacks if isinstance(cb, TimeBudget)), None)
     if budget is not None:  # what the budget bought: the schedule it chose (epochs may end part-way)
         results["time_budget"] = {"seconds": budget.seconds, "steps": state.global_step,

@@ -31,6 +31,7 @@ from .callbacks import (
     MetricsCSV,
     Progress,
     TensorBoard,
+    ThreadPolicy,
     TimeBudget,
 )
 from .checkpoint import load_checkpoint, set_rng_state
@@ -39,7 +40,7 @@ from .distributed import broadcast, init_dist
 from .finish import finish_run
 from .options import TrainConfig, parse_duration
 from .recipe import augment_kind, split_indices
-from .runtime import amp_dtype, check_compile, choose_threads, pick_device
+from .runtime import adaptive_threads, amp_dtype, check_compile, choose_threads, pick_device
 from .state import TrainState
 from .steppers import NumpyStepper, TorchStepper
 from .stopping import StopFlag
@@ -56,6 +57,7 @@ class Launch:
     resuming: bool
     progress: bool | None  # a progress bar (True), epoch lines (False), or decide by the terminal (None)
     started_at: float  # time.monotonic() when the user started it: a --time budget counts from there
+    adaptive: int | None = None  # the thread count to try besides one (runtime.adaptive_threads), if any
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
@@ -136,6 +138,8 @@ def _launch(launch: Launch, dist: Dist) -> Path | None:
         # Thread count changes float summation order: a resumed run keeps the one it started with.
         saved_threads = ckpt["state"].get("threads") if ckpt else None
         torch.set_num_threads(saved_threads or choose_threads(cfg.threads))
+        if not saved_threads:  # a new run, or one that started under the adaptive policy (threads 0)
+            launch.adaptive = adaptive_threads(cfg.threads, dist.device, dist.world, cfg.engine)
         try:
             trainer = _trainer(launch, meta, tensors, dist, out, stop)
             if ckpt is None and dist.is_writer:
@@ -196,7 +200,8 @@ def _trainer(launch: Launch, meta: ModelMeta, tensors: TrainData, dist: Dist, ou
     if ckpt is not None and cfg.engine != "numpy":
         amp = torch.bfloat16 if ckpt["state"].get("precision", "fp32") == "bf16" else None
     amp = torch.bfloat16 if broadcast("bf16" if amp else "fp32", dist.world) == "bf16" else None  # rank 0's
-    state = TrainState(threads=torch.get_num_threads(), precision="bf16" if amp else "fp32")
+    state = TrainState(threads=0 if launch.adaptive else torch.get_num_threads(),
+                       precision="bf16" if amp else "fp32")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     stepper = (NumpyStepper(model, cfg) if cfg.engine == "numpy"
@@ -219,6 +224,8 @@ def _callbacks(launch: Launch, dist: Dist, out: Path) -> list[Callback]:
         callbacks.append(TensorBoard(out / "tensorboard", purge, dist.is_writer))
     if cfg.time is not None:
         callbacks.append(TimeBudget(parse_duration(cfg.time)))
+    if launch.adaptive:
+        callbacks.append(ThreadPolicy(launch.adaptive))
     return [*callbacks, Checkpointer()]
 
 

@@ -79,6 +79,17 @@ def choose_threads(requested: int | None = None, probe: Callable[[int], float] |
     return _measured_threads(candidates, probe)
 
 
+def adaptive_threads(requested: int | None, device: torch.device, world: int, engine: str) -> int | None:
+    """The thread count to try besides one during training (callbacks/threads.py), or None for a fixed count.
+
+    Only where choose_threads would leave a CPU idle for want of knowing whether it is free: a 2-CPU
+    machine, one process on the CPU, no --threads and no $OMP_NUM_THREADS (a user's or torchrun's choice)."""
+    if (requested is not None or os.environ.get("OMP_NUM_THREADS") or device.type != "cpu" or world > 1
+            or engine != "torch" or usable_cpus() != 2):
+        return None
+    return 2
+
+
 def _measured_threads(candidates: list[int], probe: Callable[[int], float], rounds: int = 7) -> int:
     samples: dict[int, list[float]] = {n: [] for n in candidates}
     for _ in range(rounds):  # interleaved, so a burst of load elsewhere hits every candidate alike

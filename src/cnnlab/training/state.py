@@ -22,7 +22,8 @@ class TrainState:
     rows: list[dict] = field(default_factory=list)  # metrics.csv, one row per validation point
     train_seconds: float = 0.0  # wall time of training steps and validation, over every session of the run
     budget_elapsed: float = 0.0  # --time: the budget used up to the last checkpoint, set-up included
-    threads: int = 1  # CPU threads the run started with: a resumed run keeps them (float rounding)
+    # CPU threads the run started with: a resumed run keeps them (float rounding); 0: the adaptive policy
+    threads: int = 1
     precision: str = "fp32"  # "fp32" or "bf16": a resumed run keeps it too
 
     def state_dict(self) -> dict:

@@ -71,6 +71,7 @@ class Trainer:
         # each ~5 % of an epoch
         self.eval_every = cfg.eval_every or max(10, math.ceil(self.steps_per_epoch / 2))
         self.saved_step: int | None = None  # global step of the newest checkpoint on disk
+        self.last_step_seconds = 0.0
         self.t0 = time.perf_counter()  # start of the training time not yet added to state.train_seconds
 
     def call(self, hook: str, *args) -> None:
@@ -118,7 +119,9 @@ class Trainer:
             xb, yb = self.data.x[idx], self.data.y[idx]  # the global batch, the same on every rank
             if self.data.augment == "flip":
                 xb = flip_batch(xb, torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step))
+            started = time.perf_counter()
             loss = self.stepper.step(xb, yb, self.lr)
+            self.last_step_seconds = time.perf_counter() - started  # the step alone (CPU ops are synchronous)
             loss_acc += loss.detach()
             n_acc += 1
             state.global_step += 1
