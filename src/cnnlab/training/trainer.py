@@ -145,7 +145,7 @@ class Trainer:
                 self.call("on_checkpoint")
             if stopping:
                 raise Interrupted(f"stopped at step {state.global_step} (epoch {epoch + 1}); the state is "
-                                  f"saved: resume with `cnnlab train --resume {self.out}`")
+                                  f"saved: resume with `cnnlab train --resume {self.out}`", self.out)
 
     def _sync_point(self, needed: bool) -> bool:
         """Whether to read the loss off the device now: at every step on the CPU (free, and the NaN check
