@@ -147,7 +147,7 @@ def output_size_figure(n: int = 7, kernel: int = 3, stride: int = 1, padding: in
 
 def output_size_grid(n: int = 7, kernel: int = 3, strides=(1, 2, 3), paddings=(0, 1, 2)) -> Figure:
     """output_size_figure for every stride (columns) and padding (rows): the static form of the sliders."""
-    fig = new_figure(3.2 * len(strides), 3.5 * len(paddings))
+    fig = new_figure(3.2 * len(strides), 3.8 * len(paddings))
     axes = fig.subplots(len(paddings), len(strides), squeeze=False)
     for i, p in enumerate(paddings):
         for j, s in enumerate(strides):
