@@ -32,7 +32,7 @@ def write_idx(path: Path, a: np.ndarray) -> None:
 
 
 def _mnist_style(img8: np.ndarray) -> np.ndarray:
-    """An 8x8 digit (0..16) as MNIST made its images: scaled to fit 20x20, centre of mass at the centre of 28x28."""
+    """An 8x8 digit (0..16) made as MNIST made its images: 20x20, centre of mass at the centre of 28x28."""
     a = np.asarray(Image.fromarray(np.uint8(img8 * 255 / 16)).resize((20, 20), Image.Resampling.BICUBIC),
                    np.float32)
     mass = a.sum() or 1.0
@@ -97,6 +97,7 @@ def fashion_as_cifar(folder: str | Path, n_train: int = 10000, n_test: int = 200
         blob = batch(f"training batch {i} of 5", xs[idx], [ys[j] for j in idx])
         (d / f"data_batch_{i}").write_bytes(pickle.dumps(blob, protocol=2))
     (d / "test_batch").write_bytes(pickle.dumps(batch("testing batch 1 of 1", *parts["t10k"]), protocol=2))
-    meta = {b"label_names": [c.encode() for c in classes], b"num_cases_per_batch": n_train // 5, b"num_vis": 3072}
+    meta = {b"label_names": [c.encode() for c in classes], b"num_cases_per_batch": n_train // 5,
+            b"num_vis": 3072}
     (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return d
