@@ -31,7 +31,7 @@ test: setup lint
 
 # ruff (style) and import-linter (layering; contracts in pyproject.toml); `make test` runs it first
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples/notebooks
 	$(VENV)/bin/lint-imports
 
 bench: setup
