@@ -1,27 +1,49 @@
 """A run as a Python object, for notebooks and every command: `cnnlab.train(...)` returns one, and
-`cnnlab.load_run(path)` opens one from disk (finished or not).
+`cnnlab.load_run(path)` opens one from disk (finished or not). `cnnlab.summary(...)` is a model's table.
+
+In a notebook a Run, its results and a summary show as HTML tables, its `plot()` and `show_*()` figures
+draw inline, and a kernel interrupt during `train` ends in one line saying how to resume.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
 
 from .data import load_data, normalize
 from .errors import UserError
-from .models import ModelMeta, fmt_shape, load_weights, read_meta
+from .models import (
+    ModelMeta,
+    build_model,
+    fmt_shape,
+    get_entry,
+    load_weights,
+    parse_shape,
+    read_meta,
+    spec_classes,
+)
 from .models.evaluate import classification_report, infer
+from .models.summary import Summary
 from .predict import predict_files
 from .training import TrainConfig
 from .training import train as _train
 from .training.rundir import read_metrics
+from .training.stopping import Interrupted
+from .viz.display import Figures, results_html, run_html, shown_inline
+from .viz.inspect import feature_map_figures, filter_figures
+from .viz.mistakes import mistakes_figure, mistakes_for_run
 from .viz.plots import curves_figure
 from .viz.report import write_report
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -33,6 +55,13 @@ class TestSet:
     classes: list[str]
     files: list[str] | None  # source path per image for image folders, else None
     name: str
+
+
+class Results(dict):
+    """results.json as a dict; a notebook shows it as tables."""
+
+    def _repr_html_(self) -> str:
+        return results_html(self)
 
 
 class Run:
@@ -48,14 +77,17 @@ class Run:
         acc = self.results.get("test_accuracy")
         return f"Run({str(self.path)!r}, test_accuracy={acc if acc is None else round(acc, 4)})"
 
+    def _repr_html_(self) -> str:
+        return run_html(self)
+
     @cached_property
     def config(self) -> dict:
         return yaml.safe_load((self.path / "config.yaml").read_text())
 
     @property
-    def results(self) -> dict:
+    def results(self) -> Results:
         p = self.path / "results.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        return Results(json.loads(p.read_text()) if p.is_file() else {})
 
     @property
     def finished(self) -> bool:
@@ -97,11 +129,27 @@ class Run:
 
     def evaluate(self, data: str | None = None, data_dir: str | None = None) -> dict:
         """Test metrics on the run's own test split or another data set (see `evaluate_run`)."""
-        return evaluate_run(self, data, data_dir)
+        return Results(evaluate_run(self, data, data_dir))
 
-    def plot(self):
+    def plot(self) -> Figure:
         """Loss and accuracy vs iteration, as a matplotlib figure (shows inline in notebooks)."""
-        return curves_figure(self.metrics, title=Path(self.config.get("model", "")).stem)
+        return shown_inline(curves_figure(self.metrics, title=Path(self.config.get("model", "")).stem))
+
+    def show_mistakes(self, top: int = 24) -> Figure:
+        """The test images the model gets most wrong, per-class accuracy and the most-confused pairs."""
+        m, test = mistakes_for_run(self)
+        return shown_inline(mistakes_figure(m, test, title=f"{Path(self.config.get('model', '')).stem} on "
+                                                          f"{test.name}", top=top))
+
+    def show_filters(self, layer: str | None = None) -> Figures:
+        """Every conv layer's filters (or `layer`'s, named as in the summary), one figure each."""
+        return Figures(filter_figures(self, layer))
+
+    def show_feature_maps(self, image: int | str | Path = 0, layer: str | None = None) -> Figures:
+        """What each conv/pool layer outputs for test image number `image`, or for an image file."""
+        if isinstance(image, int):
+            return Figures(feature_map_figures(self, index=image, layer=layer))
+        return Figures(feature_map_figures(self, image=image, layer=layer))
 
     def predict(self, images: list[str | Path], top_k: int = 3) -> list[dict]:
         return predict_files(self.model, self.meta, images, top_k)
@@ -120,13 +168,57 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     >>> run = cnnlab.train(model="lenet5", data="fashion-mnist", epochs=1, limit=5000)
     >>> run.results["test_accuracy"]
     """
-    path = _train(config, resume=resume, progress=progress, started_at=started_at, **overrides)
+    try:
+        path = _train(config, resume=resume, progress=progress, started_at=started_at, **overrides)
+    except Interrupted as e:
+        if _in_ipython() and e.run_dir is not None:
+            raise NotebookInterrupted(e.run_dir, str(e)) from None
+        raise
     if path is None:
         return None
     run = Run(path)
     if run.config.get("report"):
         write_report(run)
     return run
+
+
+def _in_ipython() -> bool:
+    return "IPython" in sys.modules and sys.modules["IPython"].get_ipython() is not None
+
+
+class NotebookInterrupted(Interrupted):
+    """A kernel interrupt during `cnnlab.train` in IPython: the state is saved; one line says how to resume
+    from Python (IPython shows `_render_traceback_` in place of the traceback), and the kernel carries on."""
+
+    def __init__(self, run_dir: Path, message: str):
+        first = message.split(";")[0]  # "stopped at step N (epoch E)"
+        super().__init__(f"{first}; the state is saved in {run_dir}: resume with "
+                         f"cnnlab.train(resume={str(run_dir)!r})", run_dir)
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"Interrupted: {self}"]
+
+
+def summary(model: str | Path, input: str | None = None, classes: int | None = None) -> Summary:
+    """A model's layer table (`cnnlab summary`): a named model, a spec file or a run directory.
+
+    `input` ("CxHxW") and `classes` default to the spec's own (else 1x28x28 and its last Linear, else 10);
+    a run's model has both fixed. Prints as text; a notebook shows it as an HTML table."""
+    if Path(model).is_dir() and (Path(model) / "config.yaml").is_file():
+        if input or classes:
+            raise UserError(f"{model} is a run: its model has a fixed input and class count; "
+                            "drop --input/--classes")
+        net, meta = Run(model).load()
+        return Summary(net, f"{meta.spec['name']} as trained in {model} "
+                            f"(input {fmt_shape(meta.input_shape)}, {len(meta.classes)} classes)")
+    if classes is not None and classes < 1:
+        raise UserError(f"--classes {classes}: must be a whole number >= 1")
+    entry = get_entry(str(model))
+    shape = parse_shape(input, "--input") if input else (
+        parse_shape(entry.input, f"{model}: input") if entry.input else (1, 28, 28))
+    classes = classes or spec_classes(entry.spec) or 10
+    net = build_model(entry.spec, shape, classes, label=str(model))
+    return Summary(net, f"{entry.name}  (input {fmt_shape(shape)}, {classes} classes)")
 
 
 def open_model(path: str | Path) -> tuple[torch.nn.Module, ModelMeta, Run | None]:

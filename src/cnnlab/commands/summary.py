@@ -24,28 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..run import summary
 
-    from ..errors import UserError
-    from ..models import build_model, fmt_shape, format_summary, get_entry, parse_shape, spec_classes
-
-    if args.classes is not None and args.classes < 1:
-        raise UserError(f"--classes {args.classes}: must be a whole number >= 1")
-    if Path(args.model).is_dir() and (Path(args.model) / "config.yaml").is_file():
-        from ..run import Run
-
-        if args.input or args.classes:
-            raise UserError(f"{args.model} is a run: its model has a fixed input and class count; "
-                            "drop --input/--classes")
-        model, meta = Run(args.model).load()
-        print(format_summary(model, title=f"{meta.spec['name']} as trained in {args.model} "
-                                          f"(input {fmt_shape(meta.input_shape)}, "
-                                          f"{len(meta.classes)} classes)"))
-        return 0
-    entry = get_entry(args.model)
-    shape = parse_shape(args.input, "--input") if args.input else (
-        parse_shape(entry.input, f"{args.model}: input") if entry.input else (1, 28, 28))
-    classes = args.classes or spec_classes(entry.spec) or 10
-    model = build_model(entry.spec, shape, classes, label=args.model)
-    print(format_summary(model, title=f"{entry.name}  (input {fmt_shape(shape)}, {classes} classes)"))
+    print(summary(args.model, args.input, args.classes))
     return 0

@@ -157,7 +157,7 @@ class Trainer:
                 self.call("on_checkpoint")
             if stopping:
                 raise Interrupted(f"stopped at step {state.global_step} (epoch {epoch + 1}); the state is "
-                                  f"saved: resume with `cnnlab train --resume {self.out}`")
+                                  f"saved: resume with `cnnlab train --resume {self.out}`", self.out)
             if last:
                 break
 
