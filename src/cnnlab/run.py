@@ -21,16 +21,12 @@ from .data import load_data, normalize
 from .errors import UserError
 from .models import (
     ModelMeta,
-    build_model,
     fmt_shape,
-    get_entry,
     load_weights,
-    parse_shape,
     read_meta,
-    spec_classes,
 )
 from .models.evaluate import classification_report, infer
-from .models.summary import Summary
+from .models.summary import Summary, summarize
 from .predict import predict_files
 from .training import TrainConfig
 from .training import train as _train
@@ -211,14 +207,7 @@ def summary(model: str | Path, input: str | None = None, classes: int | None = N
         net, meta = Run(model).load()
         return Summary(net, f"{meta.spec['name']} as trained in {model} "
                             f"(input {fmt_shape(meta.input_shape)}, {len(meta.classes)} classes)")
-    if classes is not None and classes < 1:
-        raise UserError(f"--classes {classes}: must be a whole number >= 1")
-    entry = get_entry(str(model))
-    shape = parse_shape(input, "--input") if input else (
-        parse_shape(entry.input, f"{model}: input") if entry.input else (1, 28, 28))
-    classes = classes or spec_classes(entry.spec) or 10
-    net = build_model(entry.spec, shape, classes, label=str(model))
-    return Summary(net, f"{entry.name}  (input {fmt_shape(shape)}, {classes} classes)")
+    return summarize(str(model), input, classes)
 
 
 def open_model(path: str | Path) -> tuple[torch.nn.Module, ModelMeta, Run | None]:

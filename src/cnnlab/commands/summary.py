@@ -24,7 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run import summary
+    from pathlib import Path
+
+    if (Path(args.model) / "config.yaml").is_file():
+        from ..run import summary  # a run: load its weights (the whole stack)
+    else:
+        from ..models.summary import summarize as summary  # a name or spec file: the models package alone
 
     print(summary(args.model, args.input, args.classes))
     return 0

@@ -12,7 +12,10 @@ import html
 import math
 from dataclasses import dataclass
 
-from .build import SpecNet
+from ..errors import UserError
+from .build import SpecNet, build_model, spec_classes
+from .check import parse_shape
+from .registry import get_entry
 from .shapes import fmt_shape
 
 
@@ -111,3 +114,16 @@ class Summary:
 
     def _repr_html_(self) -> str:
         return summary_html(self.model, self.title)
+
+
+def summarize(model: str, input: str | None = None, classes: int | None = None) -> Summary:
+    """The layer table of a named model or a spec file, for inputs `input` ("CxHxW"; default the spec's own,
+    else 1x28x28) and `classes` outputs (default the size of its last Linear, else 10)."""
+    if classes is not None and classes < 1:
+        raise UserError(f"--classes {classes}: must be a whole number >= 1")
+    entry = get_entry(str(model))
+    shape = parse_shape(input, "--input") if input else (
+        parse_shape(entry.input, f"{model}: input") if entry.input else (1, 28, 28))
+    classes = classes or spec_classes(entry.spec) or 10
+    net = build_model(entry.spec, shape, classes, label=str(model))
+    return Summary(net, f"{entry.name}  (input {fmt_shape(shape)}, {classes} classes)")
