@@ -91,7 +91,7 @@ def test_a_broken_file_stops_training_with_its_name_and_the_way_round(tmp_path):
             "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {folder / 'china' / 'notes.jpg'}: ")
-    assert "1 more file(s) do not decode either" in r.stderr and "--bad-images skip" in r.stderr
+    assert "; and 1 more file(s) do not decode; " in r.stderr and "--bad-images skip" in r.stderr
     assert not (tmp_path / "r").exists()
 
 

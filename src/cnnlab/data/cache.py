@@ -10,7 +10,6 @@ MAX_AGE_DAYS are deleted when a new one is written.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sys
@@ -92,9 +91,8 @@ def save(root: Path, size: str, entries: dict[str, Entry], hw: tuple[int, int]) 
     path = cache_path(root, size)
 
     def write(tmp: str) -> None:
-        buf = io.BytesIO()  # np.savez on a file name would add ".npz" to the temp file's name
-        np.savez(buf, pixels=pixels, manifest=text)
-        Path(tmp).write_bytes(buf.getvalue())
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a temp file's name
+            np.savez(f, pixels=pixels, manifest=text)
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -130,10 +130,11 @@ def _stack(entries: list[cache.Entry], hw: tuple[int, int]) -> torch.Tensor:
 def _bad(broken: dict[Path, str], bad_images: str) -> None:
     """Refuse (an error naming the first file) or list the skipped files on stderr."""
     if bad_images == "refuse":
-        first, why = next(iter(broken.items()))
-        more = f"; {len(broken) - 1} more file(s) do not decode either" if len(broken) > 1 else ""
-        raise UserError(f"{why}{more}; replace or delete it, or pass --bad-images skip to train without "
-                        f"{'them' if more else 'it'}")
+        why = next(iter(broken.values()))
+        if len(broken) == 1:
+            raise UserError(f"{why}; replace or delete it, or pass --bad-images skip to train without it")
+        raise UserError(f"{why}; and {len(broken) - 1} more file(s) do not decode; replace or delete them, "
+                        "or pass --bad-images skip to train without them (it lists them)")
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank loads the data: one list is enough
         print(f"warning: skipped {len(broken)} image(s) that do not decode (--bad-images skip):",
               file=sys.stderr)
