@@ -170,12 +170,16 @@ def test_one_common_size_is_kept_until_a_file_of_another_size_arrives(tmp_path, 
         (root / c).mkdir(parents=True)
         for i in range(3):
             Image.new("RGB", (20, 10), (40 * i, 90, 200)).save(root / c / f"{i}.png")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 8  # stored 10 wide and 20 high, shown turned: 20 wide, like the others
+    Image.new("RGB", (10, 20), (0, 0, 0)).save(root / "b" / "turned.png", exif=exif)
     calls = count_decodes(monkeypatch)
     assert load_data(str(root)).input_shape == (3, 10, 20)  # no --image-size: their own size
+    assert len(calls) == 7
     Image.new("RGB", (50, 50), (0, 0, 0)).save(root / "a" / "big.png")
     calls.clear()
     assert load_data(str(root)).input_shape == (3, 32, 32)  # sizes differ now: all to 32x32, decoded again
-    assert len(calls) == 7
+    assert len(calls) == 8
 
 
 def test_refuse_is_the_default_in_python_too(tmp_path):
@@ -183,3 +187,12 @@ def test_refuse_is_the_default_in_python_too(tmp_path):
         load_data(str(photo_folder(tmp_path / "photos", per_class=2)), image_size=16)
     with pytest.raises(UserError, match="--bad-images maybe: must be one of refuse, skip"):
         load_data(str(tmp_path / "photos"), bad_images="maybe")
+
+
+def test_a_cache_that_cannot_be_written_only_costs_speed(tmp_path, monkeypatch, capsys):
+    folder = photo_folder(tmp_path / "photos", per_class=2)
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    ds = load_data(str(folder), image_size=16, bad_images="skip")
+    assert len(ds.train) + len(ds.test) == 2 * 2 + 7
+    assert "warning: cannot write the image cache" in capsys.readouterr().err

@@ -91,7 +91,12 @@ def image_hw(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            turned = im.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # 90 or 270 degrees
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the whole image to look for a late eXIf
+                exif = Image.Exif()
+                exif.load(im.info.get("exif", b""))
+            else:
+                exif = im.getexif()
+            turned = exif.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # 90 or 270 degrees
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
     return (w, h) if turned else (h, w)

@@ -103,7 +103,7 @@ def _background(g: np.ndarray) -> tuple[np.ndarray, float]:
 
 def _drop_specks(g: np.ndarray) -> np.ndarray:
     """Zero the separate blobs (8-connected) that hold less than SPECK of the ink."""
-    from scipy import ndimage  # scikit-learn's dependency; imported here to keep `cnnlab --help` fast
+    from scipy import ndimage  # imported here to keep `cnnlab --help` fast
 
     labels, n = ndimage.label(g > 0, structure=np.ones((3, 3)))
     if n <= 1:
