@@ -51,10 +51,11 @@ def cifar_run(tmp_path_factory, fashion_dir):
     return cnnlab.train(model="fastcnn", data=str(d), epochs=2, out=str(out), progress=False)
 
 
-@pytest.fixture(params=list(RUNS))
-def samples(request, tmp_path):
+@pytest.fixture(scope="module", params=list(RUNS))
+def samples(request, tmp_path_factory):
     """(run, style, folder of PNGs, the test tensors (N, C, H, W) uint8, the model's classes for them)."""
     run = request.getfixturevalue(RUNS[request.param])
+    tmp_path = tmp_path_factory.mktemp(f"pngs-{request.param}")
     assert run.meta.style == request.param
     x = run.test_set().x[:SAMPLES[request.param]]
     for i, a in enumerate(x.numpy()):
