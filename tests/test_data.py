@@ -118,15 +118,16 @@ def test_image_folder_train_test(tmp_path):
 def test_image_folder_auto_split_is_stratified_and_fixed(tmp_path):
     x, y = np.zeros((50, 5, 5), np.uint8), np.repeat([0, 1], [20, 30])
     x[:, 0, 0] = np.arange(50)  # each image unique
-    write_image_folder(tmp_path, x, y, ["a", "b"])
-    ds = load_data(str(tmp_path))
+    write_image_folder(tmp_path / "data", x, y, ["a", "b"])
+    ds = load_data(str(tmp_path / "data"))
     assert len(ds.test) == 10 and ds.test.y.bincount().tolist() == [4, 6]
     assert set(ds.train.files).isdisjoint(ds.test.files) and len(set(ds.train.files + ds.test.files)) == 50
-    assert load_data(str(tmp_path)).test.files == ds.test.files
+    assert load_data(str(tmp_path / "data")).test.files == ds.test.files
 
 
 def test_image_folder_modes_and_sizes(tmp_path):
-    (tmp_path / "a").mkdir()
+    tmp_path = tmp_path / "data"  # beside the user cache the autouse fixture puts in tmp_path/cache
+    (tmp_path / "a").mkdir(parents=True)
     (tmp_path / "b").mkdir()
     Image.new("RGBA", (10, 6), (255, 0, 0, 0)).save(tmp_path / "a" / "transparent.png")  # -> white
     Image.new("P", (8, 8), 3).save(tmp_path / "a" / "palette.gif")
@@ -145,9 +146,10 @@ def test_image_folder_modes_and_sizes(tmp_path):
 
 
 def test_grey_rgb_files_load_as_one_channel(tmp_path):
+    tmp_path = tmp_path / "data"
     for c, v in (("dark", 10), ("light", 240)):
         for i in range(3):
-            (tmp_path / c).mkdir(exist_ok=True)
+            (tmp_path / c).mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (6, 6), (v, v, v)).save(tmp_path / c / f"{i}.png")
     ds = load_data(str(tmp_path))
     assert ds.input_shape == (1, 6, 6)

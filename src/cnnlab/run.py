@@ -116,7 +116,8 @@ class Run:
     def test_set(self) -> TestSet:
         """The run's own test split, loaded the way training loaded it."""
         cfg, meta = self.config, self.meta
-        ds = load_data(cfg["data"], cfg.get("data_dir"), image_size=cfg.get("image_size"))
+        ds = load_data(cfg["data"], cfg.get("data_dir"), image_size=cfg.get("image_size"),
+                       bad_images=cfg.get("bad_images", "refuse"))
         if tuple(ds.input_shape) != tuple(meta.input_shape):
             raise UserError(f"{self.path}: the test images of {cfg['data']} are {fmt_shape(ds.input_shape)}, "
                             f"the model takes {fmt_shape(meta.input_shape)}; was the data set changed since "
@@ -232,7 +233,8 @@ def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
     name = data or run.config.get("data")
     own_dir = None if data is not None else run.config.get("data_dir")
     # An image folder is resized to the model's input; named and IDX sets must already match it.
-    ds = load_data(name, data_dir or own_dir, image_size=meta.input_shape[1] if Path(name).is_dir() else None)
+    ds = load_data(name, data_dir or own_dir, image_size=meta.input_shape[1] if Path(name).is_dir() else None,
+                   bad_images=run.config.get("bad_images", "refuse") if data is None else "refuse")
     if tuple(ds.input_shape) != tuple(meta.input_shape):
         raise UserError(f"--data {name}: images are {fmt_shape(ds.input_shape)} but the model takes "
                         f"{fmt_shape(meta.input_shape)}; evaluate on data of the same shape")

@@ -119,7 +119,7 @@ def _launch(launch: Launch, dist: Dist) -> Path | None:
     if cfg.engine == "numpy" and dist.world > 1:
         raise UserError("--engine numpy trains in one process; run it without torchrun")
     # --- data: decoded once, split, normalised once (all before anything is written) ---
-    data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size)
+    data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size, bad_images=cfg.bad_images)
     split = split_indices(data, cfg)
     mean, std = channel_stats(data.train.x[split[0]])
     entry_model = create_model(source, data.input_shape, len(data.classes))  # checks the spec fits the data

@@ -93,6 +93,9 @@ class TrainConfig:
     out: str | None = option(None, "run directory (default runs/<model>-<data>-<time>)")
     limit: int | None = option(None, "train on N samples only (stratified), for quick runs", check=WHOLE)
     image_size: int | None = option(None, "resize image folders to this size", check=WHOLE)
+    bad_images: str = option("refuse", "image folders: a file that does not decode stops loading, named "
+                                       "(refuse, default), or is left out and listed (skip)",
+                             choices=("refuse", "skip"))
     eval_every: int | None = option(None, "steps between validation points within an epoch, plus one at "
                                           "its end (default: twice per epoch)", check=WHOLE)
     checkpoint_every: int | None = option(None, "steps between checkpoints (always at epoch ends)",
