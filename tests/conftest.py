@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Tests run on small CNNs: one intra-op thread is fastest on small machines
 # (see training.runtime.choose_threads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The decoded-image cache (data/cache.py) and everything else under the user cache: a fresh folder for this
+# session, so the tests never write into the user's ~/.cache and never read what an earlier run left there.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="cnnlab-tests-cache-")
 
 
 def pytest_configure(config):
