@@ -42,6 +42,8 @@ class Progress(Callback):
         s = t.state
         if self.show and (s.step_in_epoch - 1) % 20 == 0:
             self.bar.set_postfix(loss=f"{s.loss_sum / max(s.loss_count, 1):.4f}", refresh=False)
+            # a time budget sizes the schedule while it runs: the epoch count can change
+            self.bar.set_description(f"epoch {s.epoch + 1}/{t.epochs}", refresh=False)
         self.bar.update(1)
 
     def on_validation_end(self, t, row: dict) -> None:
