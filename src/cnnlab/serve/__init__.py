@@ -1,6 +1,7 @@
 """Serving a trained run over HTTP: a prediction API and the draw-a-digit page (see docs/serving.md)."""
 
 from .app import create_app, serve_in_thread
-from .service import ModelService, Settings
+from .service import ModelService
+from .settings import Settings
 
 __all__ = ["ModelService", "Settings", "create_app", "serve_in_thread"]
