@@ -33,8 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how long a batch may wait for requests already being received (default 2)")
     p.add_argument("--max-upload-mb", type=float, default=10.0,
                    help="refuse request bodies larger than this with 413 (default 10)")
-    p.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="a request body must arrive within this time, else 408 (default 10)")
+    p.add_argument("--client-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a client must send a request's head, then its body, within this time each "
+                        "(default 10); slower ones are cut off, a late body with 408")
     p.add_argument("--drain-seconds", type=float, default=0.0, metavar="SECONDS",
                    help="after SIGTERM, keep serving this long while /health says 503 draining (default 0)")
     p.add_argument("--top-k", type=int, default=3, help="classes listed per image when ?top_k= is absent")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings(backend=args.backend, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                            max_upload_mb=args.max_upload_mb, body_timeout=args.body_timeout,
+                            max_upload_mb=args.max_upload_mb, client_timeout=args.client_timeout,
                             drain_seconds=args.drain_seconds, top_k=args.top_k)
     except ValidationError as e:
         err = e.errors()[0]

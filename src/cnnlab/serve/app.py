@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -64,7 +66,7 @@ def create_app(run_dir: str | Path, settings: Settings | None = None) -> FastAPI
     add_metrics_route(app, metrics)
     # add_middleware puts each new one outside the ones before it.
     app.add_middleware(FastPredict, service=service)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.client_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
@@ -89,7 +91,9 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
     """Run uvicorn in a background thread; yields the base URL (port 0: any free port)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    timeout = app.state.service.settings.client_timeout if hasattr(app.state, "service") else 10.0
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           http=guarded_http(timeout)))
     thread = threading.Thread(target=server.run, name="cnnlab-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -103,3 +107,10 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def guarded_http(head_timeout: float) -> Callable[..., Any]:
+    """uvicorn's `http=` protocol, closing connections whose request head is late (serve/protocol.py)."""
+    from .protocol import HeadDeadlineProtocol
+
+    return partial(HeadDeadlineProtocol, head_timeout=head_timeout)

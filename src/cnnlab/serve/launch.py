@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from .app import create_app
+from .app import create_app, guarded_http
 from .backends import onnx_for
 from .lifecycle import GRACE_S
 from .metrics import MULTIPROC_ENV
@@ -41,7 +41,7 @@ def serve(run_dir: str | Path, settings: Settings, host: str = "127.0.0.1", port
     import uvicorn
 
     common = dict(host=host, port=port, log_level="info", access_log=access_log,
-                  timeout_graceful_shutdown=GRACE_S)
+                  timeout_graceful_shutdown=GRACE_S, http=guarded_http(settings.client_timeout))
     if workers == 1:
         app = create_app(run_dir, settings)
         if on_ready:

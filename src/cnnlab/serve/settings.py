@@ -21,8 +21,9 @@ class Settings(BaseModel):
                                                                  "already being received (a lone request "
                                                                  "never waits)")
     max_upload_mb: float = Field(10.0, gt=0, description="request bodies above this many MB get 413")
-    body_timeout: float = Field(10.0, gt=0, description="a request body must arrive within this many "
-                                                        "seconds, else 408 (slow clients)")
+    client_timeout: float = Field(10.0, gt=0, description="a client must send each request's head, then "
+                                                          "its body, within this many seconds; else the "
+                                                          "connection is closed (408 for a late body)")
     drain_seconds: float = Field(0.0, ge=0, description="after SIGTERM: seconds to keep serving while "
                                                         "/health says 503 draining, before in-flight "
                                                         "requests are finished and the server exits")
