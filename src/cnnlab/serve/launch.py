@@ -61,7 +61,11 @@ def serve(run_dir: str | Path, settings: Settings, host: str = "127.0.0.1", port
     os.environ[MULTIPROC_ENV] = metrics_dir  # before the workers start: they read it when they import
     os.environ[ENV] = json.dumps({"run_dir": str(run_dir), "settings": settings.model_dump()})
     try:
-        uvicorn.run("cnnlab.serve.launch:worker_app", factory=True, workers=workers, **common)
+        # The supervisor pings each worker and replaces one that does not answer within
+        # timeout_worker_healthcheck (default 5 s). A worker starting on a busy 2-core machine spends
+        # longer than that importing torch before it can answer, and was replaced again and again.
+        uvicorn.run("cnnlab.serve.launch:worker_app", factory=True, workers=workers,
+                    timeout_worker_healthcheck=60, **common)
     finally:
         if own_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
