@@ -250,3 +250,16 @@ def test_serve_command_refuses_bad_run_and_busy_port(digits_run, tmp_path, capsy
     assert f"--port {port}: cannot listen there" in capsys.readouterr().err
     assert main(["serve", str(digits_run.path), "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb: Input should be greater than 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--workers", "0"], "--workers 0: must be 1 or more"),
+    (["--max-batch", "0"], "--max-batch: Input should be greater than or equal to 1"),
+    (["--batch-wait-ms", "-1"], "--batch-wait-ms: Input should be greater than or equal to 0"),
+    (["--client-timeout", "0"], "--client-timeout: Input should be greater than 0"),
+    (["--drain-seconds", "-2"], "--drain-seconds: Input should be greater than or equal to 0"),
+])
+def test_serve_command_refuses_bad_serving_options(digits_run, flags, words, capsys):
+    assert main(["serve", str(digits_run.path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
