@@ -137,8 +137,14 @@ def _soak(url: str, n: int, clients: int = 8) -> Counter:
 def _check_soak(url: str, pid: int, n: int) -> None:
     warm = _soak(url, max(len(CYCLE) * 10, n // 10))  # every case, many times: caches and pools filled
     rss_warm = _rss_mb(pid)
+    t = time.monotonic()
     seen = _soak(url, n)
+    seconds = time.monotonic() - t
     rss_after = _rss_mb(pid)
+    growth = 100 * (rss_after / rss_warm - 1)
+    print(f"\nsoak: {n:,} requests in {seconds:.1f} s ({n / seconds:.0f}/s, 8 clients); resident memory "
+          f"{rss_warm:.0f} MB after warm-up, {rss_after:.0f} MB after ({growth:+.1f} %); "
+          f"answers {dict(Counter(status for (_, status) in seen.elements()))}")
     expected = {case: status for case, _, _, status in GOOD + MALFORMED}
     wrong = {k: v for k, v in (warm + seen).items() if expected[k[0]] != k[1]}
     assert not wrong, f"unexpected answers (case, status): {wrong}"

@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..errors import UserError
-    from ..serve import Settings
-    from ..serve.launch import serve
+    from ..serve import Settings, serve
 
     try:
         settings = Settings(backend=args.backend, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,

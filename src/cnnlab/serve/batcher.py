@@ -143,7 +143,8 @@ class Batcher:
             self.on_queue(len(self._pending))
 
     def _start(self) -> asyncio.AbstractEventLoop:
-        if self._thread is None:
+        if self._thread is None:  # first use, or first use since stop(): start afresh on this loop
+            self._pending, self._busy, self._soon, self._timer = [], False, False, None
             self._loop = asyncio.get_running_loop()
             self._thread = threading.Thread(target=self._work, name="cnnlab-inference", daemon=True)
             self._thread.start()

@@ -48,8 +48,11 @@ def serve(run_dir: str | Path, settings: Settings, host: str = "127.0.0.1", port
             on_ready(app.state.service)
         # After its graceful shutdown uvicorn raises the signal again under the handler it found; this one
         # makes that a no-op, so a SIGTERM'd server exits 0, as the supervisor of `--workers N` does.
-        signal.signal(signal.SIGTERM, lambda sig, frame: None)
-        uvicorn.run(app, **common)
+        previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
+        try:
+            uvicorn.run(app, **common)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return
     served = Served(run_dir)  # a bad run fails here, once, rather than in every worker
     if settings.backend == "onnxruntime":
