@@ -148,6 +148,15 @@ def _chunks(n: int):
         yield b"x" * 500_000
 
 
+def nan_tiff() -> bytes:
+    """A float (mode F) TIFF, a format that can hold NaN and infinity, with some of each."""
+    a = np.full((28, 28), 0.5, np.float32)
+    a[2:6, 2:6], a[10, 10] = np.nan, np.inf
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="F").save(buf, format="TIFF")
+    return buf.getvalue()
+
+
 PNG7 = drawn_png(SEVEN)
 BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("truncated png", "/predict", {"files": {"file": ("t.png", PNG7[:300], "image/png")}}, 400, "truncated"),
@@ -158,6 +167,8 @@ BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("empty body", "/predict", {"content": b""}, 415, "multipart/form-data"),
     ("empty file", "/predict", {"files": {"file": ("e.png", b"", "image/png")}}, 400,
      "e.png: the file is empty"),
+    ("NaN pixels in a float TIFF", "/predict", {"files": {"file": ("n.tif", nan_tiff(), "image/tiff")}}, 400,
+     "n.tif: some pixel values are NaN or infinite"),
     ("wrong field name", "/predict", {"files": {"image": ("a.png", PNG7, "image/png")}}, 422,
      "'file' is missing (fields sent: 'image')"),
     ("two files to /predict", "/predict", {"files": [("file", ("a.png", PNG7, "image/png"))] * 2}, 422,
