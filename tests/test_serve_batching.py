@@ -9,13 +9,14 @@ import time
 import warnings
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from fastapi import HTTPException
 from prometheus_client.parser import text_string_to_metric_families
 from test_serve import SEVEN, ZERO, drawn_png
 
-from cnnlab.data import normalize, open_image, prepare
+from cnnlab.data import normalize, open_image, to_model_pixels
 from cnnlab.predict import predict_tensor
 from cnnlab.serve import Settings, create_app, serve_in_thread
 from cnnlab.serve.backends import TorchBackend
@@ -42,12 +43,17 @@ class Recording:
 
 
 @pytest.fixture(scope="module")
-def inputs(digits_run):
-    """Eight different real model inputs: drawn digits, and the digits run's own test images."""
-    pngs = [drawn_png(SEVEN), drawn_png(ZERO)]
-    x = torch.stack([prepare(open_image(p), digits_run.meta) for p in pngs])
-    test = digits_run.test_set().x[:6].float() / 255  # the run's own test images, (6, 1, 28, 28) uint8
-    return torch.cat([x, normalize(test, digits_run.meta)])
+def inputs(digits_run) -> np.ndarray:
+    """Eight different real images as the model sees them before normalising, (8, 1, 28, 28) in [0, 1]:
+    two drawn digits, and six of the digits run's own test images."""
+    drawn = [to_model_pixels(open_image(drawn_png(s)), digits_run.meta) for s in (SEVEN, ZERO)]
+    test = digits_run.test_set().x[:6].numpy().astype(np.float32) / 255
+    return np.concatenate([np.stack(drawn), test])
+
+
+def _expected(run, pixels: np.ndarray, top_k: int = 3) -> list[dict]:
+    """What `cnnlab predict` answers for these images, one forward pass each."""
+    return [predict_tensor(run.model, run.meta, normalize(px[None], run.meta), top_k)[0] for px in pixels]
 
 
 def _run(coro):
@@ -67,7 +73,7 @@ def test_a_burst_shares_forward_passes_and_each_caller_gets_its_answer(digits_ru
 
     got = _run(burst())
     assert backend.sizes == [16, 16, 8]  # 3 forward passes, not 40
-    expected = predict_tensor(digits_run.model, digits_run.meta, inputs, 10)  # one image at a time's answers
+    expected = _expected(digits_run, inputs, 10)
     for i, g in enumerate(got):
         e = expected[i % len(inputs)]
         assert g["label"] == e["label"]
@@ -117,8 +123,7 @@ def test_a_batch_waits_only_for_requests_being_received_and_at_most_the_window(d
     assert backend.sizes == [2, 1]  # the first job waited for the second, which came within the window
     assert 0.09 < joined < 0.45
     assert 0.45 < waited < 2.0
-    expected = predict_tensor(digits_run.model, digits_run.meta, inputs[:2])
-    assert [b["label"] for b in both] == [e["label"] for e in expected]
+    assert [b["label"] for b in both] == [e["label"] for e in _expected(digits_run, inputs[:2])]
 
 
 def test_a_bad_upload_fails_only_its_own_request(digits_run, inputs):

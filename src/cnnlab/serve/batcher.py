@@ -1,8 +1,10 @@
 """Dynamic micro-batching: requests that arrive together share one forward pass.
 
 The event loop collects jobs; one dedicated inference thread takes them a batch at a time, prepares each
-input (decode, crop, scale, normalise: off the event loop), runs one forward pass for the batch, formats
-each answer, and hands all of them back in one wake-up of the loop, which resolves each caller's future.
+input (decode, crop, scale: off the event loop), normalises the batch at once, runs one forward pass,
+formats each answer, and hands all of them back in one wake-up of the loop, which resolves each caller's
+future. (`data.prepare` is `normalize(to_model_pixels(image))`; normalising the stacked batch does the same
+arithmetic on every element as normalising each image, so the input is bit for bit the same.)
 
 When a batch goes (the policy, all on the event loop):
 - the inference thread is busy: nothing goes; jobs queue up and leave together when it is free, so under
@@ -26,8 +28,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import torch
+import numpy as np
 
+from ..data import normalize
 from ..models import ModelMeta
 from ..predict import answers
 from .backends import Backend
@@ -38,9 +41,9 @@ class Job:
 
     __slots__ = ("prepare", "top_k", "finish", "future", "arrived")
 
-    def __init__(self, prepare: Callable[[], torch.Tensor], top_k: int, finish: Callable[[dict], Any] | None,
+    def __init__(self, prepare: Callable[[], np.ndarray], top_k: int, finish: Callable[[dict], Any] | None,
                  future: asyncio.Future, arrived: float):
-        self.prepare = prepare  # () -> (C, H, W) normalised input; raises HTTPException for a bad upload
+        self.prepare = prepare  # () -> (C, H, W) pixels in [0, 1] (to_model_pixels); HTTPException if bad
         self.top_k = top_k
         self.finish = finish  # answer dict -> what the caller gets (e.g. its JSON bytes); None: the dict
         self.future = future
@@ -56,7 +59,7 @@ class Incoming:
         self.batcher = batcher
         self.open = True
 
-    async def submit(self, prepare: Callable[[], torch.Tensor], top_k: int,
+    async def submit(self, prepare: Callable[[], np.ndarray], top_k: int,
                      finish: Callable[[dict], Any] | None = None) -> Any:
         if self.open:
             self.open = False
@@ -95,7 +98,7 @@ class Batcher:
                 self._incoming -= 1
                 self._kick()
 
-    async def submit(self, prepare: Callable[[], torch.Tensor], top_k: int,
+    async def submit(self, prepare: Callable[[], np.ndarray], top_k: int,
                      finish: Callable[[dict], Any] | None = None) -> Any:
         """Queue one image and wait for its answer (or the HTTPException its preparation raised)."""
         loop = self._start()
@@ -171,7 +174,7 @@ class Batcher:
         """Prepare every job, one forward pass for those that prepared, then each answer (or exception)."""
         results: list[Any] = [None] * len(batch)
         ok: list[int] = []
-        xs: list[torch.Tensor] = []
+        xs: list[np.ndarray] = []
         for i, job in enumerate(batch):
             try:
                 xs.append(job.prepare())
@@ -182,7 +185,7 @@ class Batcher:
             if self.on_batch:
                 self.on_batch(len(xs))
             try:
-                probs = self.backend.probabilities(torch.stack(xs))  # (B, K)
+                probs = self.backend.probabilities(normalize(np.stack(xs), self.meta))  # (B, K)
                 for k in {batch[i].top_k for i in ok}:  # one formatting call per top_k asked for
                     rows = [r for r, i in enumerate(ok) if batch[i].top_k == k]
                     for r, answer in zip(rows, answers(self.meta, probs[rows], k)):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,6 +60,21 @@ class Metrics:
                                  multiprocess_mode="livesum", registry=r)
         self.in_progress = Gauge("cnnlab_requests_in_progress", "Requests being handled",
                                  multiprocess_mode="livesum", registry=r)
+        # The labelled children, looked up once each: `labels()` takes a lock and builds a key every call.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        """One request answered: count it by route and status, and time it."""
+        handler = handler_of(path)
+        counter = self._counted.get((handler, status))
+        if counter is None:
+            counter = self._counted[handler, status] = self.requests.labels(handler, str(status))
+        timer = self._timed.get(handler)
+        if timer is None:
+            timer = self._timed[handler] = self.latency.labels(handler)
+        counter.inc()
+        timer.observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text /metrics answers, and its content type."""
@@ -105,9 +121,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             m.in_progress.dec()
-            handler = handler_of(scope["path"])
-            m.requests.labels(handler, str(status)).inc()
-            m.latency.labels(handler).observe(time.perf_counter() - start)
+            m.observe(scope["path"], status, time.perf_counter() - start)
 
 
 def add_metrics_route(app: FastAPI, metrics: Metrics) -> None:

@@ -77,8 +77,8 @@ async def _answer(service: ModelService, source: bytes | PixelsIn, name: str, to
         return {"file": name, **await submit(partial(service.prepare_upload, source, name), top_k)}
     if not explain:
         return {"file": name, **await submit(partial(service.prepare_image, image), top_k)}
-    x, extra = await run_in_threadpool(service.explain, image)  # feature maps from the torch model
-    return {"file": name, **await submit(lambda: x, top_k), **extra}
+    px, extra = await run_in_threadpool(service.explain, image)  # feature maps from the torch model
+    return {"file": name, **await submit(lambda: px, top_k), **extra}
 
 
 @router.post("/predict", response_model=Prediction, response_model_exclude_none=True, responses=ERRORS,

@@ -1,7 +1,7 @@
 """What the HTTP layer serves: one loaded model, its facts, and the CLI's own preparation path.
 
 Routes stay thin: they read the request and hand the image to the service's `Batcher`, which prepares it
-with the functions `cnnlab predict` calls (`data.open_image`, `data.prepare`), runs one forward pass for
+with the functions `cnnlab predict` calls (`data.open_image`, `data.prepare`'s two steps), runs one pass for
 the requests that arrived together and formats the answer with `predict.answers`. A PNG posted alone gets
 exactly the object the CLI prints for the same file.
 """
@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..data import load_data, normalize, open_image, prepare, to_model_pixels
+from ..data import load_data, normalize, open_image, to_model_pixels
 from ..errors import BrokenImage, ImageError, ImageTooLarge, NotAnImage, UserError
 from ..models import fmt_shape, format_summary
 from ..run import open_model
@@ -155,19 +155,19 @@ class ModelService(Served):
                         "batch_wait_ms": self.settings.batch_wait_ms, "pid": os.getpid()},
         }
 
-    def prepare_upload(self, data: bytes, name: str) -> torch.Tensor:
-        """Uploaded bytes -> the (C, H, W) model input; an HTTPException names the file if it is unusable."""
-        return prepare(decode_upload(data, name), self.meta)
+    def prepare_upload(self, data: bytes, name: str) -> np.ndarray:
+        """Uploaded bytes -> (C, H, W) model pixels in [0, 1]; an HTTPException names the file if unusable."""
+        return to_model_pixels(decode_upload(data, name), self.meta)
 
-    def prepare_image(self, image: Image.Image) -> torch.Tensor:
-        return prepare(image, self.meta)
+    def prepare_image(self, image: Image.Image) -> np.ndarray:
+        return to_model_pixels(image, self.meta)
 
-    def explain(self, image: Image.Image) -> tuple[torch.Tensor, dict]:
-        """A decoded image -> its (C, H, W) model input, and what the page draws: the input before
-        normalisation and the feature maps of each conv block."""
+    def explain(self, image: Image.Image) -> tuple[np.ndarray, dict]:
+        """A decoded image -> its (C, H, W) model pixels, and what the page draws: those pixels and the
+        feature maps of each conv block."""
         px = to_model_pixels(image, self.meta)  # (C, H, W) in [0, 1]: `prepare` in two steps, to show px
-        x = normalize(px, self.meta)  # (C, H, W)
-        return x, {"input": _layout(px), "feature_maps": feature_maps(self.model, x[None])}
+        x = normalize(px, self.meta)[None]  # (1, C, H, W)
+        return px, {"input": _layout(px), "feature_maps": feature_maps(self.model, x)}
 
     def examples(self) -> dict:
         """A few real test images of the run's data set, one class after another (loaded on first use)."""
