@@ -157,10 +157,15 @@ class ModelService(Served):
 
     def prepare_upload(self, data: bytes, name: str) -> np.ndarray:
         """Uploaded bytes -> (C, H, W) model pixels in [0, 1]; an HTTPException names the file if unusable."""
-        return to_model_pixels(decode_upload(data, name), self.meta)
+        return self.prepare_image(decode_upload(data, name), name)
 
-    def prepare_image(self, image: Image.Image) -> np.ndarray:
-        return to_model_pixels(image, self.meta)
+    def prepare_image(self, image: Image.Image, name: str = "pixels") -> np.ndarray:
+        try:
+            return to_model_pixels(image, self.meta)
+        except (OSError, ValueError) as e:  # decoded, but Pillow cannot convert it: still the file's fault,
+            # as `cnnlab predict` says for a file on its command line (predict._load)
+            raise HTTPException(400, f"{name}: not usable as an image ({type(e).__name__}: {str(e)[:80]})") \
+                from None
 
     def explain(self, image: Image.Image) -> tuple[np.ndarray, dict]:
         """A decoded image -> its (C, H, W) model pixels, and what the page draws: those pixels and the
