@@ -69,8 +69,11 @@ def wrk(url: str, png: Path, connections: int, seconds: int) -> dict:
 
 
 def batches(url: str) -> tuple[float, float]:
-    """(forward passes, images) so far, from /metrics."""
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    """(forward passes, images) so far, from /metrics; (0, 0) from a server without it (an older one)."""
+    try:
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    except OSError:
+        return 0.0, 0.0
     get = {name: float(v) for name, v in re.findall(r"^(cnnlab_batch_size_(?:count|sum)) (\S+)$", text, re.M)}
     return get.get("cnnlab_batch_size_count", 0.0), get.get("cnnlab_batch_size_sum", 0.0)
 
