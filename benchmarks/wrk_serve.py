@@ -120,7 +120,8 @@ def main() -> int:
         print(json.dumps(res))
     else:
         print(f"{res['cpu']}; Python {res['python']}; load average {res['load_average_at_end']} at the end")
-        print(f"POST /predict, {res['png_bytes']}-byte PNG, cnnlab serve {args.serve_args}".rstrip())
+        where = f"the server at {args.url}" if args.url else f"cnnlab serve RUN {args.serve_args}".rstrip()
+        print(f"POST /predict, {res['png_bytes']}-byte PNG, {where}")
         print("| connections | requests/s | p50 | p90 | p99 | mean batch | errors |")
         print("|---|---|---|---|---|---|---|")
         for r in rows:
