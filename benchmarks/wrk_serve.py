@@ -6,8 +6,9 @@
     python benchmarks/wrk_serve.py runs/fashion-run --duration 30 --json
 
 Each connection count gets a 5 s warm-up and then `wrk -t1 -cN -d<duration>s --latency` posting one PNG
-to /predict with benchmarks/wrk_predict.lua. The PNG is the served run's first test image
-(GET /examples/0.png: a 28x28 Fashion-MNIST ankle boot for the default model), or --png FILE.
+to /predict with benchmarks/wrk_predict.lua. The PNG is load_test.py's 280x280 drawing of a 7 (954 bytes,
+the image issue 18 measured with), or `--png example` for the served run's first test image
+(GET /examples/0.png), or `--png FILE`.
 Prints requests/s, p50 and p99 latency, errors, the mean batch size (from /metrics), the CPU and the load
 average; exits 1 if any request was not answered 200. wrk and the server share the machine's cores:
 run it on an otherwise idle machine (`apt-get install wrk`).
@@ -85,7 +86,9 @@ def main() -> int:
     p.add_argument("--serve-args", default="", help='extra `cnnlab serve` options, e.g. "--workers 2"')
     p.add_argument("--connections", default="1,16", help="comma-separated connection counts (default 1,16)")
     p.add_argument("--duration", type=int, default=15, help="seconds per measurement (default 15)")
-    p.add_argument("--png", type=Path, help="the image to post (default: the run's /examples/0.png)")
+    p.add_argument("--png", default="drawn", help="the image to post: drawn (default: a 954-byte 280x280 "
+                                                 "drawing of a 7), example (the run's /examples/0.png), "
+                                                 "or a file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
     if not shutil.which("wrk"):
@@ -101,9 +104,16 @@ def main() -> int:
             proc, url = start_serve(args.run_dir, tmp / "serve.log", shlex.split(args.serve_args),
                                     env={"OMP_NUM_THREADS": "1"})
             stack.callback(stop, proc)
-        png = args.png or tmp / "example.png"
-        if args.png is None:
+        png = tmp / "image.png"
+        if args.png == "drawn":
+            sys.path.insert(0, str(HERE))
+            from load_test import drawn_seven  # the same image as the Python load test
+
+            png.write_bytes(drawn_seven())
+        elif args.png == "example":
             png.write_bytes(urllib.request.urlopen(f"{url}/examples/0.png", timeout=30).read())
+        else:
+            png = Path(args.png)
         rows = []
         for n in (int(c) for c in args.connections.split(",")):
             wrk(url, png, n, 5)  # warm-up: kernels built, connections and caches in place
