@@ -129,30 +129,38 @@ def test_workers_answer_report_draining_and_finish_requests_in_flight(digits_run
     assert text.count("draining: /health answers 503") == 2 and "Traceback" not in text
 
 
+def _outcome(url: str) -> str:
+    """One POST on a new connection: its status, or how the connection failed."""
+    try:
+        r = _fresh(url, "/predict", method="POST", files={"file": ("s.png", PNG, "image/png")})
+        return str(r.status_code) if r.status_code != 200 or r.json()["label"] == "7" else "wrong answer"
+    except httpx.ConnectError:
+        return "refused"
+    except (httpx.ReadError, httpx.RemoteProtocolError) as e:
+        # Reset, or closed with not one byte of an answer: the request was never read. It happens to a
+        # connection the kernel completed just as the server closed its listening socket.
+        if isinstance(e, httpx.ReadError) or "without sending a response" in str(e):
+            return "unanswered"
+        return f"broken: {e}"
+    except httpx.TransportError as e:
+        return f"broken: {type(e).__name__}: {e}"
+
+
 def test_one_worker_answers_or_refuses_every_request_during_a_shutdown(digits_run, tmp_path):
-    """Requests in flight at SIGTERM are answered; clients posting meanwhile get a 200 or a refused
-    connection, never a broken one or a 5xx; then the process exits 0."""
+    """Requests in flight at SIGTERM are answered; clients posting meanwhile get a 200 until the server
+    closes its socket, and are refused from then on: never a 5xx, never an answer cut short; then the
+    process exits 0. (A connection made in the instant of the close may be dropped unanswered, as with
+    any server that closes its socket: `--drain-seconds` with a load balancer probing /health avoids it.)"""
     proc, url = start_serve(digits_run.path, tmp_path / "serve.log", ["--client-timeout", "120"],
                             env={"OMP_NUM_THREADS": "1"}, timeout=180)
-    outcomes: list[str] = []
-    lock = threading.Lock()
+    runs: list[list[str]] = [[] for _ in range(3)]
     stop_at = time.monotonic() + 60
 
-    def client() -> None:
-        while time.monotonic() < stop_at:
-            try:
-                r = _fresh(url, "/predict", method="POST", files={"file": ("s.png", PNG, "image/png")})
-                what = str(r.status_code)
-            except httpx.ConnectError:
-                what = "refused"
-            except httpx.TransportError as e:
-                what = f"broken: {type(e).__name__}"
-            with lock:
-                outcomes.append(what)
-            if what == "refused":
-                return
+    def client(seen: list[str]) -> None:
+        while time.monotonic() < stop_at and (not seen or seen[-1] != "refused"):
+            seen.append(_outcome(url))
 
-    threads = [threading.Thread(target=client) for _ in range(3)]
+    threads = [threading.Thread(target=client, args=(seen,)) for seen in runs]
     try:
         in_flight = InFlight(int(url.rsplit(":", 1)[1]))
         for t in threads:
@@ -167,5 +175,7 @@ def test_one_worker_answers_or_refuses_every_request_during_a_shutdown(digits_ru
         assert proc.wait(timeout=60) == 0
     finally:
         stop(proc)
-    assert outcomes.count("refused") == 3
-    assert set(outcomes) == {"200", "refused"}, outcomes
+    for seen in runs:  # 200s, at most one request lost in the instant of the close, then refused
+        answered = seen.count("200")
+        assert answered >= 1 and seen[:answered] == ["200"] * answered, seen
+        assert seen[answered:] in (["refused"], ["unanswered", "refused"]), seen
