@@ -91,7 +91,7 @@ def _all_seven_and_closing(answers: list[tuple[int, dict, dict]]) -> None:
 def test_workers_answer_report_draining_and_finish_requests_in_flight(digits_run, tmp_path):
     log = tmp_path / "serve.log"
     # A long --client-timeout: on a busy machine the steps below may take longer than the default 10 s.
-    proc, url = start_serve(digits_run.path, log, ["--workers", "2", "--drain-seconds", "1",
+    proc, url = start_serve(digits_run.path, log, ["--workers", "2", "--drain-seconds", "2",
                                                    "--client-timeout", "120"],
                             env={"OMP_NUM_THREADS": "1"}, timeout=180)
     try:
@@ -119,7 +119,7 @@ def test_workers_answer_report_draining_and_finish_requests_in_flight(digits_run
             if r.status_code == 503:
                 draining = r.json()
         assert draining == {"status": "draining", "model": "fastcnn", "classes": 10}
-        _wait_refused(url)  # after the drain second it stops accepting connections...
+        _wait_refused(url)  # after the drain it stops accepting connections...
         assert proc.poll() is None  # ...but waits for the requests in flight
         _all_seven_and_closing(in_flight.finish())
         assert proc.wait(timeout=60) == 0
