@@ -11,6 +11,7 @@ shape, preprocessing style, class names -- travels inside the file:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import json
@@ -58,6 +59,18 @@ def metadata(meta: ModelMeta) -> dict[str, str]:
     }
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, shapes, dtypes, values): the same for the same
+    weights whichever file they were loaded from. Stored in an ONNX export as "weights_sha256", so a reader
+    (`cnnlab serve --backend onnxruntime`) can tell whether the file still matches the run."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None, opset: int = OPSET) -> Path:
     """Write an ONNX model with a dynamic batch axis and the preprocessing in its metadata; returns the
     path."""
@@ -76,7 +89,7 @@ def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None,
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=opset,
                           do_constant_folding=True, **kw)
     proto = onnx.load_from_string(buf.getvalue())
-    onnx.helper.set_model_props(proto, metadata(meta))
+    onnx.helper.set_model_props(proto, {**metadata(meta), "weights_sha256": weights_digest(model)})
     proto.producer_name = "cnnlab"
     proto.doc_string = f"{meta.spec.get('name', 'model')} trained on {meta.data or 'unknown data'}; " \
                        f"classes {', '.join(meta.classes)}"

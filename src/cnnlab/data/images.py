@@ -51,6 +51,8 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
                           "GIF or WebP file") from None
     if img.width < 1 or img.height < 1:
         raise BrokenImage(f"{name}: the image is empty")
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():  # a float TIFF can hold NaN or infinity
+        raise BrokenImage(f"{name}: some pixel values are NaN or infinite; give an image of real numbers")
     return ImageOps.exif_transpose(img)
 
 
