@@ -12,6 +12,7 @@ probabilities within 5e-7 of PyTorch's.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 
 from ..data.catalog import cache_root
 from ..export import INPUT, OUTPUT, export_onnx, weights_digest
-from ..training.runtime import prepare_model
+from ..models import channels_last
 
 log = logging.getLogger("cnnlab.serve")
 
@@ -41,9 +42,7 @@ class TorchBackend:
 
     def __init__(self, model: torch.nn.Module):
         # A copy: the service keeps the original for the feature maps of `explain`, which walk its layers.
-        import copy
-
-        self.model = prepare_model(copy.deepcopy(model).eval(), torch.device("cpu"))
+        self.model = channels_last(copy.deepcopy(model).eval())
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
