@@ -1,5 +1,6 @@
 """The table `cnnlab summary` prints and every run saves as summary.txt: each layer's output shape, the
-arithmetic behind it (shapes.py), its parameters and multiply-adds, and the totals.
+arithmetic behind it (shapes.py), its parameters and multiply-adds, and the totals. A layer-list model
+has its rows from building; a pretrained backbone from forward hooks (pretrained.trace_layers).
 
     #  layer  type    output   how the shape follows           params  MACs
     1  conv1  Conv2d  6x28x28  28 → (28 − 5 + 2·2)/1 + 1 = 28     156  117.60k
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from .build import SpecNet
+from torch import nn
+
 from .shapes import fmt_shape
 
 
@@ -24,15 +26,16 @@ def _kib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.2f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 1024:.1f} KiB"
 
 
-def totals(model: SpecNet) -> dict:
-    """Parameters, multiply-adds per image and activation memory per image (float32, forward pass)."""
+def totals(model: nn.Module) -> dict:
+    """Parameters, multiply-adds per image and activation memory per image (float32, forward pass), for a
+    model with summary rows (`.info`): a SpecNet or a PretrainedNet."""
     params = sum(p.numel() for p in model.parameters())
     acts = sum(math.prod(i.out_shape) for i in model.info)
     return {"params": params, "param_bytes": 4 * params, "macs": sum(i.macs for i in model.info),
             "activations": acts, "activation_bytes": 4 * acts}
 
 
-def format_summary(model: SpecNet, title: str | None = None) -> str:
+def format_summary(model: nn.Module, title: str | None = None) -> str:
     """The per-layer table and the totals, as plain text (monospace)."""
     rows = [("#", "layer", "type", "output", "how the shape follows", "params", "MACs")]
     rows.append(("", "input", "", fmt_shape(model.input_shape), "", "", ""))

@@ -115,7 +115,8 @@ class ModelService:
     """One model loaded for serving. Stateless at inference, so requests run in parallel threads.
 
     No lock around the forward pass: the model is in eval mode (BatchNorm reads its running stats,
-    never writes them) and `feature_maps` calls the layers directly instead of registering hooks.
+    never writes them) and `feature_maps` calls the layers directly (a backbone's hooks keep to their own
+    request's thread).
     """
 
     def __init__(self, path: str | Path, settings: Settings | None = None):

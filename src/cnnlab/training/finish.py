@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import DataSet, normalize
 from ..files import write_json
-from ..models import load_weights, save_weights
+from ..models import BACKBONES, load_weights, save_weights
 from ..models.evaluate import classification_report, infer
 from ..viz.plots import save_confusion, save_curves
 from .trainer import Trainer
@@ -33,6 +33,11 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
         "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
+    if cfg.pretrained:
+        results["pretrained"] = cfg.weights or BACKBONES[cfg.model].source
+    if t.data.class_weights is not None:
+        weights = t.data.class_weights.tolist()
+        results["class_weights"] = {c: round(w, 6) for c, w in zip(data.classes, weights)}
     meta.extra = {"test_accuracy": results["test_accuracy"]}
     save_weights(t.model, meta, out / "last.safetensors")
     save_weights(best, meta, best_path)

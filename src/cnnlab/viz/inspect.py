@@ -3,7 +3,8 @@
 Filters (filters.py), feature maps (feature_maps.py), saliency and Grad-CAM (attribution.py) and one
 convolution by hand (conv_arithmetic.py), all computed from the run's real weights and one real input
 (a test image, or the user's own prepared exactly as `cnnlab predict` prepares it). Layer names and
-shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`.
+shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`;
+which layers are drawn is models.parts' choice (a pretrained backbone: its first conv and its stages).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..data import normalize, open_image, to_model_pixels
 from ..errors import UserError
-from ..models import layers_of
-from ..models.layers import CONV, POOL
+from ..models import filter_layers, map_layers
 from .attribution import attribution_figure
 from .conv_arithmetic import arithmetic_figure
 from .feature_maps import feature_map_figure, feature_maps
@@ -35,7 +35,7 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
     model, meta = run.model, run.meta
     out = Path(out_dir) if out_dir is not None else run.path / "inspect"
     out.mkdir(parents=True, exist_ok=True)
-    spatial = layers_of(model, CONV + POOL)
+    spatial = map_layers(model)
     if layer is not None and layer not in {i.name for i, _ in spatial}:
         raise UserError(f"--layer {layer}: not a conv/pool layer of this model; choose one of "
                         f"{', '.join(i.name for i, _ in spatial)}")
@@ -60,7 +60,7 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
             return None
         return p
 
-    convs = layers_of(model, CONV)
+    convs = filter_layers(model)
     for n, (info, conv) in enumerate(convs):
         if layer in (None, info.name) and (p := want(f"filters_{info.name}.png")):
             paths.append(save_figure(filter_figure(info, conv, first=n == 0), p, tight=True))
