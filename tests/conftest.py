@@ -73,7 +73,7 @@ PHOTO_OPTS = {"pretrained": True, "image_size": 64, "epochs": 2, "batch_size": 8
 
 @pytest.fixture(scope="session")
 def photo_run(tmp_path_factory, photo_dir):
-    """EfficientNet-Lite0 fine-tuned on the photo folder, as a notebook would: cnnlab.train(pretrained=True)."""
+    """EfficientNet-Lite0 fine-tuned on the photo folder, as in a notebook: cnnlab.train(pretrained=True)."""
     import cnnlab
 
     out = tmp_path_factory.mktemp("runs") / "photos-lite0"

@@ -1,7 +1,7 @@
-"""Pretrained backbones (models/pretrained.py): the offline EfficientNet-Lite0 weights mapped into timm's model
-and checked on real photos, loud failures for weights that do not fit, the offline error of torchvision's
-backbones, BatchNorm kept frozen, layer groups, and the summary built with forward hooks checked against
-PyTorch's own FLOP counter."""
+"""Pretrained backbones (models/pretrained.py): the offline EfficientNet-Lite0 weights mapped into timm's
+model and checked on real photos, loud failures for weights that do not fit, the offline error of
+torchvision's backbones, BatchNorm kept frozen, layer groups, and the summary built with forward hooks
+checked against PyTorch's own FLOP counter."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_a_weights_file_that_does_not_fit_fails_with_one_line(tmp_path):
     state = _read_file(_lite0_file())
     extra = tmp_path / "extra.pth"
     torch.save(collections.OrderedDict({**state, "_fc2.weight": torch.zeros(3)}), extra)
-    with pytest.raises(UserError, match=r"297 tensors where timm's efficientnet_lite0 has 296; unexpected keys: "
-                                        r"_fc2.weight"):
+    with pytest.raises(UserError, match=r"297 tensors where timm's efficientnet_lite0 has 296; "
+                                        r"unexpected keys: _fc2.weight"):
         imagenet_body_state("efficientnet-lite0", extra)
     short = tmp_path / "short.pth"
     torch.save(collections.OrderedDict(list(state.items())[:-2]), short)
@@ -62,14 +62,15 @@ def test_a_weights_file_that_does_not_fit_fails_with_one_line(tmp_path):
     swapped = collections.OrderedDict(state)
     swapped["_conv_stem.weight"] = torch.zeros(16, 3, 3, 3)
     torch.save(swapped, bad := tmp_path / "bad.pth")
-    with pytest.raises(UserError, match=r"tensor #0 _conv_stem.weight 16x3x3x3 does not match .*conv_stem.weight "
-                                        r"32x3x3x3"):
+    with pytest.raises(UserError, match=r"tensor #0 _conv_stem.weight 16x3x3x3 does not match "
+                                        r".*conv_stem.weight 32x3x3x3"):
         imagenet_body_state("efficientnet-lite0", bad)
     (tmp_path / "junk.pth").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="not a readable weights file"):
         imagenet_body_state("efficientnet-lite0", tmp_path / "junk.pth")
     torch.save({"w": torch.zeros(2)}, tv := tmp_path / "tv.pth")
-    with pytest.raises(UserError, match=r"not the weights of torchvision's resnet18 \(missing keys: conv1.weight"):
+    with pytest.raises(UserError, match=r"not the weights of torchvision's resnet18 "
+                                        r"\(missing keys: conv1.weight"):
         imagenet_body_state("resnet18", tv)
 
 
