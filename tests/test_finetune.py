@@ -46,6 +46,7 @@ def test_a_photo_folder_fine_tunes_in_two_phases(photo_run):
     head = rows[0]  # phase 1: the head alone on cached features, recorded as the step-0 validation point
     assert (int(head["step"]), float(head["lr"])) == (0, HEAD_LR) and float(head["val_accuracy"]) > 0.5
     assert [int(x["step"]) for x in rows[1:]] == [2, 3, 5, 6]  # phase 2: 3 steps an epoch, every 2 and ends
+    assert r["best_step"] == r["steps"] == 6  # fine-tuning keeps its last point, never the head-only start
     meta = photo_run.meta
     assert meta.spec == {"name": "efficientnet-lite0", "backbone": "efficientnet-lite0"}
     assert meta.input_shape == (3, 64, 64) and meta.mean == [0.485, 0.456, 0.406]  # ImageNet's statistics

@@ -41,7 +41,7 @@ def backbone_features(t: Trainer, x: torch.Tensor) -> torch.Tensor:
 
 class HeadFirst(Callback):
     """Phase 1 at the start of a new run: the head on cached features. A validation row (step 0) records
-    where it got; best.safetensors and metrics.csv take it like any other."""
+    where it got, in metrics.csv and TensorBoard; it is not a candidate for best.safetensors (BestWeights)."""
 
     def __init__(self, epochs: int, class_weights: torch.Tensor | None):
         self.epochs, self.class_weights = epochs, class_weights

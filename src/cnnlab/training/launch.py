@@ -213,7 +213,7 @@ def _trainer(cfg: TrainConfig, source: str, meta: ModelMeta, tensors: TrainData,
 def _callbacks(cfg: TrainConfig, dist: Dist, out: Path, ckpt: dict | None, resuming: bool,
                progress: bool | None) -> list[Callback]:
     """In the order they run at each hook: the divergence check first, before anything is saved."""
-    callbacks = [DivergenceGuard(), BestWeights(ties_by_loss=cfg.pretrained), MetricsCSV(), EarlyStopping(),
+    callbacks = [DivergenceGuard(), BestWeights(fine_tuning=cfg.pretrained), MetricsCSV(), EarlyStopping(),
                  Progress(progress)]
     if cfg.tensorboard:
         # steps after the checkpoint are replayed (all of them when resumed before the first one)
