@@ -67,7 +67,7 @@ def photo_dir(tmp_path_factory) -> Path:
 
 
 # The fine-tuning recipe at 64 px (a tenth of 224's arithmetic), on one thread: a run takes seconds.
-PHOTO_OPTS = {"pretrained": True, "image_size": 64, "epochs": 2, "batch_size": 8, "head_epochs": 10,
+PHOTO_OPTS = {"pretrained": True, "image_size": 64, "epochs": 3, "batch_size": 8, "head_epochs": 10,
               "eval_every": 2, "checkpoint_every": 2, "threads": 1, "seed": 1}
 
 

@@ -14,6 +14,7 @@ from helpers import cli
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+import cnnlab
 from cnnlab.errors import UserError
 from cnnlab.models import create_model, format_summary, imagenet_body_state, totals
 from cnnlab.models.pretrained import BACKBONES, PretrainedNet, _lite0_file, _read_file, map_in_order
@@ -141,3 +142,26 @@ def test_summary_command_lists_a_backbone_layer_by_layer():
     assert r.returncode == 0, r.stderr
     assert "body.blocks.6.0.conv_dw" in r.stdout and "1280 → 1000" in r.stdout
     assert "385,187,552" in r.stdout  # EfficientNet-Lite0's 0.39 G at 224 px
+
+
+def test_torchvision_backbone_from_the_hub_cache_or_a_local_file(tmp_path, monkeypatch, photo_dir):
+    """torchvision's weights API reads the torch hub cache without going online; --weights reads a file."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    weights = torchvision.models.get_model_weights("mobilenet_v3_small").DEFAULT
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    cached.parent.mkdir(parents=True)
+    torch.manual_seed(0)  # stand-in weights with the real keys and shapes: the test machine is offline
+    state = torchvision.models.get_model("mobilenet_v3_small", weights=None).state_dict()
+    torch.save(state, cached)
+    body = imagenet_body_state("mobilenet_v3_small")
+    assert set(body) == {k for k in state if not k.startswith("classifier.3")}
+    torch.testing.assert_close(body["features.0.0.weight"], state["features.0.0.weight"])
+    local = tmp_path / "mine.pth"
+    cached.rename(local)
+    run = cnnlab.train(data=str(photo_dir), model="mobilenet_v3_small", weights=str(local), image_size=64,
+                       epochs=1, batch_size=8, head_epochs=2, threads=1, out=str(tmp_path / "run"),
+                       progress=False)
+    assert run.config["pretrained"] and run.results["pretrained"] == str(local)
+    assert run.meta.spec["backbone"] == "mobilenet_v3_small"
