@@ -197,7 +197,7 @@ def test_fashion_model_offers_test_images_instead_of_drawing(browser, fashion_ru
 
 
 def test_photo_model_takes_an_uploaded_photo(browser, photo_run, photo_dir):
-    """A fine-tuned backbone: no drawing pad, an upload, the model's 64x64 input and its stages' maps."""
+    """A fine-tuned backbone: no drawing pad, an upload, the model's 96x96 input and its stages' maps."""
     with serve_in_thread(create_app(photo_run.path)) as url:
         pg = browser.new_page(viewport={"width": 1200, "height": 1000})
         pg.goto(url)
@@ -207,8 +207,8 @@ def test_photo_model_takes_an_uploaded_photo(browser, photo_run, photo_dir):
         pg.set_input_files("#upload", str(photo))
         pg.wait_for_function("() => window.cnnlab.predictions > 0")
         assert pg.text_content("#pred-label") == photo_run.predict([photo])[0]["label"]
-        assert pg.evaluate(SEEN_PIXELS)["w"] == 64
+        assert pg.evaluate(SEEN_PIXELS)["w"] == 96
         pg.wait_for_function(MAPS_LOADED)
-        assert pg.locator("#maps figcaption").first.text_content().startswith("blocks.1: 24×16×16")
+        assert pg.locator("#maps figcaption").first.text_content().startswith("blocks.1: 24×24×24")
         pg.screenshot(path=str(ARTIFACTS / "web-photo.png"), full_page=True)
         pg.close()

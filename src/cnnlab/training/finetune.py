@@ -35,8 +35,15 @@ def backbone_features(t: Trainer, x: torch.Tensor) -> torch.Tensor:
     """(N, F) pooled features of normalised images (N, C, H, W): the frozen body, once per image."""
     if not len(x):
         return x.new_empty(0, t.model.features)
-    with autocast(t.dist.device, t.amp):
-        return infer(t.model.body, x, batch_size=64).float()
+    # The whole model in eval mode, then back: `infer` on the body alone would hand it back in train mode,
+    # BatchNorm included, which PretrainedNet.train keeps out of it.
+    was = t.model.training
+    t.model.eval()
+    try:
+        with autocast(t.dist.device, t.amp):
+            return infer(t.model.body, x, batch_size=64).float()
+    finally:
+        t.model.train(was)
 
 
 class HeadFirst(Callback):
