@@ -128,25 +128,25 @@ def test_resume_is_exact(photo_dir, photo_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_ddp_ranks_train_like_one_process(photo_dir, photo_run, tmp_path):
-    """BatchNorm's frozen statistics make each rank's half batch compute what one process computes. SGD,
-    not Adam: Adam divides by the gradients' size and would blow rounding differences of near-zero ones up."""
+def test_two_ddp_ranks_fine_tune(photo_dir, photo_run, tmp_path):
+    """Two torchrun ranks: phase 1 (computed on every rank, rank 0's head broadcast) ends exactly where one
+    process ends; phase 2 then differs only by the head's dropout masks, which each rank draws for its own
+    half of the batch. BatchNorm's statistics stay ImageNet's on every rank (no per-rank batch statistics)."""
     from test_distributed import TORCHRUN, free_port
 
     out = tmp_path / "run"
     args = [f"--{k.replace('_', '-')}={v}" for k, v in PHOTO_OPTS.items() if k != "pretrained"]
     cmd = [str(TORCHRUN), "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
-           str(free_port()), "-m", "cnnlab", "train", "--pretrained", "--precision", "fp32",
-           "--optimizer", "sgd", "--lr", "0.01",
-           "--data", str(photo_dir), "--out", str(out), *args]
-    single = cnnlab.train(data=str(photo_dir), out=str(tmp_path / "single"), progress=False,
-                          precision="fp32", optimizer="sgd", lr=0.01, **PHOTO_OPTS)
+           str(free_port()), "-m", "cnnlab", "train", "--pretrained", "--data", str(photo_dir), "--out",
+           str(out), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr
-    a, b = load_file(out / "last.safetensors"), load_file(single.path / "last.safetensors")
-    for k in b:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-5, msg=k)
-    assert json.loads((out / "results.json").read_text())["processes"] == 2
+    assert r.stdout.count("test accuracy") == 1  # rank 1 prints nothing
+    results = json.loads((out / "results.json").read_text())
+    assert results["processes"] == 2 and results["test_accuracy"] >= 0.9
+    assert metrics_but_seconds(out)[:2] == metrics_but_seconds(photo_run.path)[:2]  # header, phase 1
+    a, b = load_file(out / "last.safetensors"), load_file(photo_run.path / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in b if "running_" in k)
 
 
 def test_class_weights_balance_the_loss_on_one_process_and_under_ddp():
