@@ -156,12 +156,15 @@ class PretrainedNet(nn.Module):
         """One summary row per layer call, found with forward hooks (module paths as names)."""
         return trace_layers(self, self.input_shape)
 
+    @cached_property
+    def stage_rows(self) -> list[LayerInfo]:
+        """Summary rows of the stages the pictures show (traced once: the web page asks per request)."""
+        return trace_layers(self, self.input_shape, only={f"body.{s}" for s in self.backbone.stages})
+
     def stage_layers(self) -> list[tuple[LayerInfo, nn.Module]]:
-        """(row, module) for the stage outputs the pictures show, shapes from one traced forward pass."""
-        modules = dict(self.body.named_modules())
-        mods = {f"body.{s}": modules[s] for s in self.backbone.stages}
-        rows = trace_layers(self, self.input_shape, only=set(mods))
-        return [(r, mods[r.name]) for r in rows]
+        """(row, module) for the stage outputs the pictures show."""
+        modules = dict(self.named_modules())
+        return [(r, modules[r.name]) for r in self.stage_rows]
 
 
 def trace_layers(model: nn.Module, input_shape: Shape, only: set[str] | None = None) -> list[LayerInfo]:
