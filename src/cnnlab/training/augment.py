@@ -32,6 +32,14 @@ def flip_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(mask, x.flip(3), x)
 
 
+def augment_batch(kind: str, x: torch.Tensor, generator: torch.Generator, mean: list[float],
+                  std: list[float]) -> torch.Tensor:
+    """A batch of normalised images (N, C, H, W) augmented as `kind` says: "none", "flip" or "photo"."""
+    if kind == "flip":
+        return flip_batch(x, generator)
+    return photo_batch(x, generator, mean, std) if kind == "photo" else x
+
+
 def crop_boxes(n: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
     """(n, 4) boxes x1, y1, x2, y2 in pixels: a random area fraction and aspect ratio each, as
     RandomResizedCrop draws them, clamped to the image, at a random place."""

@@ -24,7 +24,7 @@ from ..models import BACKBONES, ModelMeta, create_model, format_summary, get_ent
 from ..viz.augment import augment_figure
 from ..viz.figures import save_figure
 from . import rundir
-from .augment import flip_batch, photo_batch
+from .augment import augment_batch
 from .callbacks import (
     BestWeights,
     Callback,
@@ -266,7 +266,6 @@ def _augment_png(t: Trainer, path: Path, n: int = 6, draws: int = 5) -> None:
     views = []
     for k in range(draws):
         gen = torch.Generator().manual_seed(t.cfg.seed * 7_919 + k)
-        views.append(pixels(flip_batch(x, gen) if t.data.augment == "flip"
-                            else photo_batch(x, gen, t.meta.mean, t.meta.std)))
+        views.append(pixels(augment_batch(t.data.augment, x, gen, t.meta.mean, t.meta.std)))
     labels = [t.data.classes[int(c)] for c in y[order]]
     save_figure(augment_figure(pixels(x), views, labels, t.data.augment), path, dpi=90, tight=True)

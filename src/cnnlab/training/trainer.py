@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..models import ModelMeta
-from .augment import flip_batch, photo_batch
+from .augment import augment_batch
 from .callbacks import Callback
 from .distributed import agree
 from .options import TrainConfig
@@ -110,8 +110,7 @@ class Trainer:
             xb, yb = self.data.x[idx], self.data.y[idx]  # the global batch, the same on every rank
             if self.data.augment != "none":  # drawn from the step: the same on every rank and after a resume
                 gen = torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step)
-                xb = (flip_batch(xb, gen) if self.data.augment == "flip"
-                      else photo_batch(xb, gen, self.meta.mean, self.meta.std))
+                xb = augment_batch(self.data.augment, xb, gen, self.meta.mean, self.meta.std)
             loss = self.stepper.step(xb, yb, self.lr)
             loss_acc += loss.detach()
             n_acc += 1
