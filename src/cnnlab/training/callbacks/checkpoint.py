@@ -32,8 +32,8 @@ class BestWeights(Callback):
     Fine-tuning a pretrained backbone (`fine_tuning`) keeps the newest point instead, as fastai's
     `fine_tune` ends on its one-cycle schedule's annealed weights: a validation split of a few dozen
     photos moves in steps of several percent and cannot rank points a photo or two apart. On the
-    grass/gravel photos (docs/photos.md) it picked the head-only warm start, 4 points worse on the 120
-    test photos than the finished run. The head-only point (step 0) is never kept."""
+    grass/gravel photos (docs/photos.md) it picked the head-only warm start: 90.0 % on the 120 test
+    photos, where the finished run had 95.0 %. The head-only point (step 0) is never kept."""
 
     def __init__(self, fine_tuning: bool = False):
         self.fine_tuning = fine_tuning
