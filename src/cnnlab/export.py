@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .data import load_data, normalize
+from .data.channels import with_channels
 from .errors import UserError
 from .files import atomic_write
 from .models import ModelMeta
@@ -161,8 +162,11 @@ def sample_inputs(meta: ModelMeta, n: int = 8, data_dir: str | None = None) -> t
             raise UserError("the model does not name its data set")
         ds = load_data(name, data_dir, download=False,
                        image_size=meta.input_shape[1] if Path(name).is_dir() else None)
-        if tuple(ds.input_shape) == tuple(meta.input_shape) and len(ds.test) > 0:
-            return normalize(ds.test.x[:n].float() / 255, meta), f"{min(n, len(ds.test))} {name} test images"
+        x = ds.test.x[:n]
+        if x.shape[1] == 1 and meta.spec.get("backbone"):  # grey photos, repeated as training did
+            x = with_channels(x, meta.input_shape[0])
+        if tuple(x.shape[1:]) == tuple(meta.input_shape) and len(x) > 0:
+            return normalize(x.float() / 255, meta), f"{len(x)} {name} test images"
     except (UserError, OSError, ValueError):
         pass  # not on this machine: the comparison still means something on random inputs
     return _example(meta, n), f"{n} random inputs ({name or 'the data set'} not found here)"

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from .data import load_data, normalize
+from .data.channels import with_channels
 from .errors import UserError
 from .models import (
     ModelMeta,
@@ -118,8 +119,11 @@ class Run:
         cfg, meta = self.config, self.meta
         ds = load_data(cfg["data"], cfg.get("data_dir"), image_size=cfg.get("image_size"),
                        bad_images=cfg.get("bad_images", "refuse"))
-        if tuple(ds.input_shape) != tuple(meta.input_shape):
-            raise UserError(f"{self.path}: the test images of {cfg['data']} are {fmt_shape(ds.input_shape)}, "
+        if ds.input_shape[0] == 1 and meta.spec.get("backbone"):  # grey photos: repeated, as training did
+            ds.test.x = with_channels(ds.test.x, meta.input_shape[0])
+        if tuple(ds.test.x.shape[1:]) != tuple(meta.input_shape):
+            raise UserError(f"{self.path}: the test images of {cfg['data']} are "
+                            f"{fmt_shape(tuple(ds.test.x.shape[1:]))}, "
                             f"the model takes {fmt_shape(meta.input_shape)}; was the data set changed since "
                             "training?")
         return TestSet(ds.test.x, ds.test.y, list(meta.classes), ds.test.files, ds.name)
@@ -235,9 +239,11 @@ def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
     # An image folder is resized to the model's input; named and IDX sets must already match it.
     ds = load_data(name, data_dir or own_dir, image_size=meta.input_shape[1] if Path(name).is_dir() else None,
                    bad_images=run.config.get("bad_images", "refuse") if data is None else "refuse")
-    if tuple(ds.input_shape) != tuple(meta.input_shape):
-        raise UserError(f"--data {name}: images are {fmt_shape(ds.input_shape)} but the model takes "
-                        f"{fmt_shape(meta.input_shape)}; evaluate on data of the same shape")
+    if ds.input_shape[0] == 1 and meta.spec.get("backbone"):  # grey photos: repeated, as training did
+        ds.test.x = with_channels(ds.test.x, meta.input_shape[0])
+    if tuple(ds.test.x.shape[1:]) != tuple(meta.input_shape):
+        raise UserError(f"--data {name}: images are {fmt_shape(tuple(ds.test.x.shape[1:]))} but the model "
+                        f"takes {fmt_shape(meta.input_shape)}; evaluate on data of the same shape")
     if len(ds.classes) != len(meta.classes):
         raise UserError(f"--data {name}: {len(ds.classes)} classes, the model has {len(meta.classes)}")
     x = normalize(ds.test.x.float().div_(255), meta)

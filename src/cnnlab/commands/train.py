@@ -13,6 +13,9 @@ EXAMPLES = """\
   cnnlab train --model lenet5 --epochs 5            # the LeNet-5 exercise of the slides (Adam, tanh)
   cnnlab train --model mnist-classifier --data mnist --data-dir ~/mnist   # the MNIST notes' recipe
   cnnlab train --model my_net.yaml --data ./photos --limit 2000
+  cnnlab train --data ./my_photos --pretrained        # fine-tune ImageNet-pretrained EfficientNet-Lite0, offline
+  cnnlab train --data ./my_photos --pretrained --model resnet18 --weights resnet18-f37072fd.pth
+  cnnlab train --data ./my_photos --pretrained --class-weights auto   # unbalanced classes
   cnnlab train --config runs/old/config.yaml --seed 1
   cnnlab train --resume runs/fastcnn-fashion-mnist-20261122-101500
   torchrun --nproc-per-node 4 -m cnnlab train --model deeper-cnn --batch-size 512   # DDP on 4 GPUs/processes
@@ -21,6 +24,8 @@ EXAMPLES = """\
 
 A run is checkpointed at every epoch's end and every --checkpoint-every steps; Ctrl-C saves and exits,
 and --resume continues it exactly (docs/robustness.md). --batch-size is the global batch under torchrun.
+--pretrained trains the new head on cached backbone features first, then the whole network with lower
+learning rates for earlier layers (docs/photos.md).
 
 Options left out take the model's own defaults (`cnnlab models` lists them): the models of the lecture
 notes cnnlab grew from (000: MNIST, 001: the maths and CIFAR-10, 002: the slides with LeNet-5) use their

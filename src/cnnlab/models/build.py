@@ -223,11 +223,13 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-def layers_of(model: SpecNet, types: tuple[str, ...]) -> list[tuple[LayerInfo, nn.Module]]:
+def layers_of(model: nn.Module, types: tuple[str, ...]) -> list[tuple[LayerInfo, nn.Module]]:
     """(summary row, module) for every layer of the given spec types, in forward order (residual bodies
-    too)."""
-    by_name = {path.rsplit(".", 1)[-1]: m for path, m in model.named_modules() if path}
-    return [(i, by_name[i.name]) for i in model.info if i.type in types]
+    too). Rows name a module by its path (a backbone's `body.blocks.0.0.conv_dw`) or, in a SpecNet, by its
+    own name, unique in the model (`conv3` inside `res1.body`)."""
+    paths = dict(model.named_modules())
+    by_name = {path.rsplit(".", 1)[-1]: m for path, m in paths.items() if path}
+    return [(i, paths.get(i.name) or by_name[i.name]) for i in model.info if i.type in types]
 
 
 def build_model(spec: dict, input_shape: Shape | None = None, num_classes: int = 10, label: str | None = None

@@ -1,6 +1,7 @@
 """The table `cnnlab summary` prints and every run saves as summary.txt: each layer's output shape, the
-arithmetic behind it (shapes.py), its parameters and multiply-adds, and the totals. `Summary` holds the
-same table for notebooks, where it shows as HTML.
+arithmetic behind it (shapes.py), its parameters and multiply-adds, and the totals. A layer-list model
+has its rows from building; a pretrained backbone from forward hooks (pretrained.trace_layers). `Summary`
+holds the same table for notebooks, where it shows as HTML.
 
     #  layer  type    output   how the shape follows           params  MACs
     1  conv1  Conv2d  6x28x28  28 → (28 − 5 + 2·2)/1 + 1 = 28     156  117.60k
@@ -12,10 +13,12 @@ import html
 import math
 from dataclasses import dataclass
 
+from torch import nn
+
 from ..errors import UserError
-from .build import SpecNet, build_model, spec_classes
+from .build import build_model, spec_classes
 from .check import parse_shape
-from .registry import get_entry
+from .registry import create_model, get_entry
 from .shapes import fmt_shape
 
 
@@ -30,8 +33,9 @@ def _kib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.2f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 1024:.1f} KiB"
 
 
-def totals(model: SpecNet) -> dict:
-    """Parameters, multiply-adds per image and activation memory per image (float32, forward pass)."""
+def totals(model: nn.Module) -> dict:
+    """Parameters, multiply-adds per image and activation memory per image (float32, forward pass), for a
+    model with summary rows (`.info`): a nn.Module or a PretrainedNet."""
     params = sum(p.numel() for p in model.parameters())
     acts = sum(math.prod(i.out_shape) for i in model.info)
     return {"params": params, "param_bytes": 4 * params, "macs": sum(i.macs for i in model.info),
@@ -42,7 +46,7 @@ HEADER = ("#", "layer", "type", "output", "how the shape follows", "params", "MA
 _RIGHT = {0, 5, 6}  # right-aligned columns: numbers
 
 
-def summary_rows(model: SpecNet) -> list[tuple[str, ...]]:
+def summary_rows(model: nn.Module) -> list[tuple[str, ...]]:
     """The table's rows under HEADER: the input, then one per layer (indented inside a residual block)."""
     rows = [("", "input", "", fmt_shape(model.input_shape), "", "", "")]
     for i in model.info:
@@ -52,7 +56,7 @@ def summary_rows(model: SpecNet) -> list[tuple[str, ...]]:
     return rows
 
 
-def _total_lines(model: SpecNet) -> list[str]:
+def _total_lines(model: nn.Module) -> list[str]:
     t = totals(model)
     return [f"parameters:               {t['params']:>12,}  ({_kib(t['param_bytes'])} as float32)",
             f"multiply-adds per image:  {t['macs']:>12,}  ({_human(t['macs'])})",
@@ -60,7 +64,7 @@ def _total_lines(model: SpecNet) -> list[str]:
             "as float32: " + "all layer outputs, kept for the backward pass)"]
 
 
-def format_summary(model: SpecNet, title: str | None = None) -> str:
+def format_summary(model: nn.Module, title: str | None = None) -> str:
     """The per-layer table and the totals, as plain text (monospace)."""
     rows = [HEADER, *summary_rows(model)]
     widths = [max(len(r[c]) for r in rows) for c in range(len(HEADER))]
@@ -73,7 +77,7 @@ def format_summary(model: SpecNet, title: str | None = None) -> str:
     return "\n".join([*lines, "", *_total_lines(model)])
 
 
-def summary_html(model: SpecNet, title: str | None = None) -> str:
+def summary_html(model: nn.Module, title: str | None = None) -> str:
     """The same table as HTML, for notebooks (Jupyter shows an object's `_repr_html_`)."""
     def cell(tag: str, c: int, v: str) -> str:
         style = "text-align:right" if c in _RIGHT else "text-align:left"
@@ -94,7 +98,7 @@ def summary_html(model: SpecNet, title: str | None = None) -> str:
 class Summary:
     """A model's summary: prints as the text table, shows as an HTML table in a notebook."""
 
-    model: SpecNet
+    model: nn.Module
     title: str | None = None
 
     @property
@@ -117,13 +121,18 @@ class Summary:
 
 
 def summarize(model: str, input: str | None = None, classes: int | None = None) -> Summary:
-    """The layer table of a named model or a spec file, for inputs `input` ("CxHxW"; default the spec's own,
-    else 1x28x28) and `classes` outputs (default the size of its last Linear, else 10)."""
+    """The layer table of a named model, a backbone or a spec file, for inputs `input` ("CxHxW"; default the
+    spec's own, a backbone's 3x224x224, else 1x28x28) and `classes` outputs (default the size of its last
+    Linear, a backbone's 1000, else 10)."""
     if classes is not None and classes < 1:
         raise UserError(f"--classes {classes}: must be a whole number >= 1")
     entry = get_entry(str(model))
     shape = parse_shape(input, "--input") if input else (
         parse_shape(entry.input, f"{model}: input") if entry.input else (1, 28, 28))
-    classes = classes or spec_classes(entry.spec) or 10
-    net = build_model(entry.spec, shape, classes, label=str(model))
+    if entry.backbone:  # as ImageNet trained it, unless `classes` says otherwise
+        classes = classes or 1000
+        net = create_model(entry.name, shape, classes)
+    else:
+        classes = classes or spec_classes(entry.spec) or 10
+        net = build_model(entry.spec, shape, classes, label=str(model))
     return Summary(net, f"{entry.name}  (input {fmt_shape(shape)}, {classes} classes)")

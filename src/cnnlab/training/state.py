@@ -14,6 +14,7 @@ class TrainState:
     # the best validation point so far; None without a validation split
     best_val_accuracy: float | None = None
     best_train_loss: float | None = None  # without a validation split the lowest training loss picks the best
+    best_val_loss: float | None = None  # the best point's validation loss
     best_step: int = 0  # global step of best.safetensors
     bad_epochs: int = 0  # epochs in a row without a better validation point (early stopping)
     early_stopped: bool = False

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..models import ModelMeta
-from .augment import flip_batch
+from .augment import augment_batch
 from .callbacks import Callback
 from .distributed import agree
 from .options import TrainConfig
@@ -37,7 +37,8 @@ class TrainData:
     x_val: torch.Tensor
     y_val: torch.Tensor
     classes: list[str]
-    augment: str  # "none" or "flip"
+    augment: str  # "none", "flip" or "photo"
+    class_weights: torch.Tensor | None = None  # (K,) loss weight per class (--class-weights auto)
     test_samples: int = 0  # what the final test scores (a time budget keeps time for it)
 
 
@@ -117,8 +118,9 @@ class Trainer:
         for s in range(state.step_in_epoch, spe):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size].to(self.dist.device)
             xb, yb = self.data.x[idx], self.data.y[idx]  # the global batch, the same on every rank
-            if self.data.augment == "flip":
-                xb = flip_batch(xb, torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step))
+            if self.data.augment != "none":  # drawn from the step: the same on every rank and after a resume
+                gen = torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step)
+                xb = augment_batch(self.data.augment, xb, gen, self.meta.mean, self.meta.std)
             started = time.perf_counter()
             loss = self.stepper.step(xb, yb, self.lr)
             self.last_step_seconds = time.perf_counter() - started  # the step alone (CPU ops are synchronous)

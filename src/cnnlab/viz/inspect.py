@@ -3,7 +3,8 @@
 Filters (filters.py), feature maps (feature_maps.py), saliency and Grad-CAM (attribution.py) and one
 convolution by hand (conv_arithmetic.py), all computed from the run's real weights and one real input
 (a test image, or the user's own prepared exactly as `cnnlab predict` prepares it). Layer names and
-shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`.
+shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`;
+which layers are drawn is models.parts' choice (a pretrained backbone: its first conv and its stages).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from matplotlib.figure import Figure
 
 from ..data import normalize, open_image, to_model_pixels
 from ..errors import UserError
-from ..models import layers_of
-from ..models.layers import CONV, POOL
+from ..models import filter_layers, map_layers
 from .attribution import attribution_figure
 from .conv_arithmetic import arithmetic_figure
 from .feature_maps import feature_map_figure, feature_maps
@@ -43,19 +43,18 @@ def inspection_input(run: Run, image: str | Path | None = None, index: int = 0
     return test.x[index].float().div(255).numpy(), true, caption
 
 
-def check_layer(run: Run, layer: str | None, types: tuple[str, ...]) -> None:
-    """UserError unless `layer` is None or names a layer of one of these types (names as in the summary)."""
-    names = [i.name for i, _ in layers_of(run.model, types)]
+def check_layer(layer: str | None, layers: list, kind: str) -> None:
+    """UserError unless `layer` is None or names one of `layers` ((summary row, module) pairs)."""
+    names = [i.name for i, _ in layers]
     if layer is not None and layer not in names:
-        kind = "conv/pool" if POOL[0] in types else "conv"
-        raise UserError(f"--layer {layer}: not a {kind} layer of this model; "
-                        f"choose one of {', '.join(names)}")
+        raise UserError(f"--layer {layer}: not a {kind} layer of this model; choose one of "
+                        f"{', '.join(names)}")
 
 
 def filter_figures(run: Run, layer: str | None = None) -> list[Figure]:
     """Every conv layer's filters (or one layer's), as filters_<conv>.png draws them."""
-    check_layer(run, layer, CONV)
-    convs = layers_of(run.model, CONV)
+    convs = filter_layers(run.model)
+    check_layer(layer, convs, "conv")
     return [filter_figure(info, conv, first=n == 0) for n, (info, conv) in enumerate(convs)
             if layer in (None, info.name)]
 
@@ -63,7 +62,7 @@ def filter_figures(run: Run, layer: str | None = None) -> list[Figure]:
 def feature_map_figures(run: Run, image: str | Path | None = None, index: int = 0,
                         layer: str | None = None) -> list[Figure]:
     """Every conv/pool layer's output (or one layer's) for `image` or test image `index`."""
-    check_layer(run, layer, CONV + POOL)
+    check_layer(layer, map_layers(run.model), "conv/pool")
     pixels, _, caption = inspection_input(run, image, index)
     maps = feature_maps(run.model, normalize(pixels, run.meta))
     return [feature_map_figure(info, fmap, pixels, caption) for info, fmap in maps
@@ -80,7 +79,7 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
     model, meta = run.model, run.meta
     out = Path(out_dir) if out_dir is not None else run.path / "inspect"
     out.mkdir(parents=True, exist_ok=True)
-    check_layer(run, layer, CONV + POOL)
+    check_layer(layer, map_layers(model), "conv/pool")
     pixels, true, caption = inspection_input(run, image, index)
     x = normalize(pixels, meta)
     paths: list[Path] = []
@@ -92,7 +91,7 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
             return None
         return p
 
-    convs = layers_of(model, CONV)
+    convs = filter_layers(model)
     for n, (info, conv) in enumerate(convs):
         if layer in (None, info.name) and (p := want(f"filters_{info.name}.png")):
             paths.append(save_figure(filter_figure(info, conv, first=n == 0), p, tight=True))

@@ -47,7 +47,7 @@ class Progress(Callback):
         self.bar.update(1)
 
     def on_validation_end(self, t, row: dict) -> None:
-        if self.show and row["val_accuracy"] is not None:
+        if self.show and self.bar is not None and row["val_accuracy"] is not None:
             self.bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_acc=f"{100 * row['val_accuracy']:.2f}%")
 
     def on_epoch_end(self, t, epoch: int) -> None:
