@@ -12,60 +12,22 @@ gets a few percent of them wrong (docs/photos.md has the figures).
 
 Layout: OUT_DIR/train/<class>/*.jpg and OUT_DIR/test/<class>/*.jpg, the layout `cnnlab train --data`
 reads. The same seed writes the same files.
+
+The builder lives beside the notebooks (examples/notebooks/offline_data.py, `grass_and_gravel`), which
+build the same folder for a reader; this module is the tests' and the benchmarks' way in, and the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "notebooks"))
 
-CLASSES = ("grass", "gravel")
-TRAIN_ROWS = 0.6  # the top 60 % of each photograph gives the training crops, the rest the test crops
-SIDE = (12, 40)  # crop side in pixels: small crops of two grainy textures are what makes it hard
+from offline_data import grass_and_gravel as build  # noqa: E402
 
-
-def _source(name: str) -> np.ndarray:
-    import skimage.data
-
-    return getattr(skimage.data, name)()  # (512, 512) uint8, shipped inside the wheel: no download
-
-
-def _crop(a: np.ndarray, rows: tuple[int, int], rng: np.random.Generator, sides: tuple[int, int]
-          ) -> Image.Image:
-    side = int(rng.integers(sides[0], sides[1] + 1))
-    aspect = float(rng.uniform(0.75, 4 / 3))
-    h = min(rows[1] - rows[0], max(8, round(side / np.sqrt(aspect))))
-    w = min(a.shape[1], max(8, round(side * np.sqrt(aspect))))
-    top = int(rng.integers(rows[0], rows[1] - h + 1))
-    left = int(rng.integers(0, a.shape[1] - w + 1))
-    img = Image.fromarray(a[top:top + h, left:left + w])
-    scale = float(rng.uniform(0.7, 1.6))
-    return img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.LANCZOS)
-
-
-def build(out: str | Path, n_train: int = 120, n_test: int = 60, seed: int = 0,
-          sides: tuple[int, int] = SIDE) -> Path:
-    """Write the folder (n_train and n_test images per class) and return its path; `sides`: the range of
-    crop sides in pixels (larger crops make an easier set)."""
-    out = Path(out)
-    rng = np.random.default_rng(seed)
-    for c in CLASSES:
-        a = _source(c)
-        cut = round(TRAIN_ROWS * a.shape[0])
-        for part, n, rows in (("train", n_train, (0, cut)), ("test", n_test, (cut, a.shape[0]))):
-            d = out / part / c
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = _crop(a, rows, rng, sides)
-                if rng.random() < 1 / 8:
-                    img.save(d / f"{c}_{i:03d}.png")
-                else:
-                    img.save(d / f"{c}_{i:03d}.jpg", quality=int(rng.integers(60, 96)))
-    return out
-
+__all__ = ["build"]
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -149,6 +149,34 @@ def test_slides_notebook(tmp_path):
     _plotting_cells_drew(nb)
 
 
+def test_own_photos_notebook(tmp_path):
+    """Fine-tuning on a photo folder, at 96 px on 30 + 15 photos a class (the notebook's default: 224 px on
+    120 + 60): the two phases, accuracy above training from scratch, what the model sees and where it looks,
+    a prediction, and the ONNX file in ONNX Runtime."""
+    nb = _execute("003-own-photos.ipynb", tmp_path,
+                  "TRAIN_PHOTOS = 30\nTEST_PHOTOS = 15\nIMAGE_SIZE = 96\nEPOCHS = 2\nSCRATCH_EPOCHS = 10")
+    assert "head: 20 epochs on cached features of 54 images" in _text(_cell(nb, "train"))  # phase 1
+    lrs = [float(v) for v in re.findall(r"peak learning rate (\S+)", _text(_cell(nb, "phases")))]
+    assert lrs == sorted(lrs) and len(lrs) == 4 and lrs[0] == pytest.approx(1e-5) and lrs[-1] == 1e-3
+    assert "text/html" in _mimes(_cell(nb, "accuracy"))  # the results table
+    tuned = _accuracy(_cell(nb, "accuracy"))
+    assert tuned >= 80.0  # 93.33% measured (28 of 30 test photos)
+    scratch, again = (float(a) for a in re.findall(r"test accuracy (\d+\.\d+)%", _text(_cell(nb, "compare"))))
+    assert again == tuned and scratch < tuned - 10  # measured: 73.33% from scratch after 10 epochs
+    for tag, images in (("augment", 1), ("mistakes", 1), ("feature-maps", 6), ("gradcam", 1), ("predict", 1)):
+        assert _pngs(_cell(nb, tag)) == images, tag
+    assert "inspect/attribution.png" in _text(_cell(nb, "gradcam"))
+    predicted = re.findall(r": (grass|gravel) \(probability [01]\.\d+\); it is", _text(_cell(nb, "predict")))
+    assert len(predicted) == 2
+    onnx = _text(_cell(nb, "onnx"))
+    assert "same class for 16 of 16" in onnx and "test images" in onnx  # real photos, not random inputs
+    assert float(re.search(r"logits differ by at most (\S+)", onnx).group(1)) < 1e-4
+    ort_label, ours = re.search(r"ONNX Runtime: (\w+)  \|  run\.predict: (\w+)",
+                                _text(_cell(nb, "onnxruntime"))).groups()
+    assert ort_label == ours
+    _plotting_cells_drew(nb)
+
+
 # --- cnnlab in a user's own notebook ------------------------------------------------------------------
 
 def _notebook(*sources: str):

@@ -9,6 +9,9 @@ the real files (`cnnlab.train(data="mnist")` / `data="cifar10"` use the real one
 - `fashion_as_cifar`: Fashion-MNIST garments (Debian's dataset-fashion-mnist) at 32x32 in colour, each
   drawn in a random colour on a random background, so colour says nothing about the class and all three
   channels matter; written as CIFAR-10 python batches.
+- `grass_and_gravel`: a folder of real photos in two classes, the layout of a user's own photos
+  (`train/<class>/*.jpg`, `test/<class>/*.jpg`), cut from scikit-image's photographs of a lawn and of a
+  gravel path. The tests and benchmarks build the same folder (tests/photo_set.py).
 """
 
 from __future__ import annotations
@@ -101,3 +104,54 @@ def fashion_as_cifar(folder: str | Path, n_train: int = 10000, n_test: int = 200
             b"num_vis": 3072}
     (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return d
+
+
+PHOTO_CLASSES = ("grass", "gravel")
+TRAIN_ROWS = 0.6  # the top 60 % of each photograph gives the training crops, the rest the test crops
+SIDE = (12, 40)  # crop side in pixels: small crops of two grainy textures are what makes it hard
+
+
+def _photograph(name: str) -> np.ndarray:
+    import skimage.data
+
+    return getattr(skimage.data, name)()  # (512, 512) uint8, shipped inside the wheel: no download
+
+
+def _crop(a: np.ndarray, rows: tuple[int, int], rng: np.random.Generator, sides: tuple[int, int]
+          ) -> Image.Image:
+    side = int(rng.integers(sides[0], sides[1] + 1))
+    aspect = float(rng.uniform(0.75, 4 / 3))
+    h = min(rows[1] - rows[0], max(8, round(side / np.sqrt(aspect))))
+    w = min(a.shape[1], max(8, round(side * np.sqrt(aspect))))
+    top = int(rng.integers(rows[0], rows[1] - h + 1))
+    left = int(rng.integers(0, a.shape[1] - w + 1))
+    img = Image.fromarray(a[top:top + h, left:left + w])
+    scale = float(rng.uniform(0.7, 1.6))
+    return img.resize((max(8, round(w * scale)), max(8, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def grass_and_gravel(folder: str | Path, n_train: int = 120, n_test: int = 60, seed: int = 0,
+                     sides: tuple[int, int] = SIDE) -> Path:
+    """A photo folder, `n_train` and `n_test` photos per class, cut from scikit-image's 512x512 photographs
+    `grass.png` and `gravel.png`; returns the folder.
+
+    Each photo is a crop of a random size (`sides` pixels a side, aspect 3:4 to 4:3) at a random place,
+    rescaled by 0.7-1.6 and saved as a JPEG of quality 60-95 (one in eight as PNG): files of many sizes
+    and encodings, like a user's. Training crops come from the top 60% of each photograph and test crops
+    from the bottom 40%, so no test pixel is ever seen in training. The same seed writes the same files.
+    """
+    out = Path(folder)
+    rng = np.random.default_rng(seed)
+    for c in PHOTO_CLASSES:
+        a = _photograph(c)
+        cut = round(TRAIN_ROWS * a.shape[0])
+        for part, n, rows in (("train", n_train, (0, cut)), ("test", n_test, (cut, a.shape[0]))):
+            d = out / part / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = _crop(a, rows, rng, sides)
+                if rng.random() < 1 / 8:
+                    img.save(d / f"{c}_{i:03d}.png")
+                else:
+                    img.save(d / f"{c}_{i:03d}.jpg", quality=int(rng.integers(60, 96)))
+    return out
