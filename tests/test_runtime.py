@@ -115,6 +115,27 @@ def test_flip_batch_flips_exactly_the_masked_images():
     assert not torch.equal(x[mask][0], x[mask][0].flip(-1))  # random images are not symmetric: flips show
 
 
+def test_shift_batch_moves_each_image_by_whole_pixels_and_fills_with_black():
+    mean, std = [0.5, 0.2], [0.25, 0.5]
+    x = torch.randn(32, 2, 6, 8, generator=torch.Generator().manual_seed(1))
+    out = augment.shift_batch(x, torch.Generator().manual_seed(3), mean, std, most=2)
+    black = torch.tensor([-m / s for m, s in zip(mean, std)]).view(2, 1, 1)
+    offsets = set()
+    for i in range(32):  # exactly one offset (dy, dx) within +-2 explains each output image
+        found = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                want = black.expand(2, 10, 12).clone()
+                want[:, 2:8, 2:10] = x[i]
+                if torch.equal(out[i], want[:, 2 + dy:8 + dy, 2 + dx:10 + dx]):
+                    found.append((dy, dx))
+        assert len(found) == 1, (i, found)
+        offsets |= set(found)
+    assert len(offsets) > 5  # each image gets its own offset
+    both = augment.augment_batch("flip-shift", x, torch.Generator().manual_seed(3), mean, std)
+    assert both.shape == x.shape and not torch.equal(both, x)
+
+
 def test_choose_threads_takes_the_override_without_measuring(monkeypatch):
     def probe(n):
         raise AssertionError("an explicit thread count must not be second-guessed")

@@ -32,12 +32,36 @@ def flip_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(mask, x.flip(3), x)
 
 
+SHIFT = 2  # pixels a "shift" moves an image at most, each way (a 28x28 garment keeps its shape)
+
+
+def shift_batch(x: torch.Tensor, generator: torch.Generator, mean: list[float], std: list[float],
+                most: int = SHIFT) -> torch.Tensor:
+    """Move each image (N, C, H, W) by its own random whole-pixel offset, up to `most` each way, filling with
+    black (pixel value 0, normalised): one gather, no per-image Python."""
+    n, c, h, w = x.shape
+    black = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+    padded = black.expand(n, c, h + 2 * most, w + 2 * most).clone()
+    padded[:, :, most:most + h, most:most + w] = x
+    dy, dx = (torch.randint(-most, most + 1, (n,), generator=generator).to(x.device) for _ in range(2))
+    rows = (torch.arange(h, device=x.device) + most)[None, :] + dy[:, None]  # (N, H)
+    cols = (torch.arange(w, device=x.device) + most)[None, :] + dx[:, None]  # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows[:, None, :, None], cols[:, None, None, :]]
+
+
 def augment_batch(kind: str, x: torch.Tensor, generator: torch.Generator, mean: list[float],
                   std: list[float]) -> torch.Tensor:
-    """A batch of normalised images (N, C, H, W) augmented as `kind` says: "none", "flip" or "photo"."""
-    if kind == "flip":
-        return flip_batch(x, generator)
-    return photo_batch(x, generator, mean, std) if kind == "photo" else x
+    """A batch of normalised images (N, C, H, W) augmented as `kind` says: "none", "flip", "shift",
+    "flip-shift" or "photo"."""
+    if kind == "photo":
+        return photo_batch(x, generator, mean, std)
+    if kind in ("flip", "flip-shift"):
+        x = flip_batch(x, generator)
+    if kind in ("shift", "flip-shift"):
+        x = shift_batch(x, generator, mean, std)
+    return x
 
 
 def crop_boxes(n: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:

@@ -83,10 +83,11 @@ class TrainConfig:
     schedule: str | None = option(None, MODEL_OWN, choices=("constant", "onecycle", "cosine"))
     label_smoothing: float | None = option(None, MODEL_OWN, check=(
         lambda v: v is None or (_number(v) and 0 <= v < 1), "must be in [0, 1)"))
-    augment: str | None = option(None, "flip where mirrored images keep their class (auto: not for digits); "
-                                       "photo: random resized crop, flip and mild colour jitter (auto with "
-                                       "--pretrained); plots/augment.png shows it",
-                                 choices=("none", "flip", "photo", "auto"))
+    augment: str | None = option(None, "flip: mirror images (where mirrored images keep their class); shift: "
+                                       "move them up to 2 pixels; flip-shift: both; photo: random resized "
+                                       "crop, flip and mild colour jitter; auto: what suits the data (no flips "
+                                       "for digits, photo with --pretrained); plots/augment.png shows it",
+                                 choices=("none", "flip", "shift", "flip-shift", "photo", "auto"))
     val_split: float = option(0.1, "validation fraction of the training set, stratified (default 0.1)",
                               check=(lambda v: _number(v) and 0 <= v < 1,
                                      "must be a fraction in [0, 1), e.g. 0.1"))
