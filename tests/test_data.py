@@ -1,6 +1,7 @@
 """Data sets: every format round-trips from datafiles' writers; lookup order; splits; stats; bad input."""
 
 import gzip
+import math
 import os
 import pickle
 import subprocess
@@ -255,6 +256,27 @@ def test_stratified_split_proportions_and_seed():
     assert y[held].bincount().tolist() == [20, 10, 6, 4]
     assert torch.equal(stratified_split(y, 0.2, seed=5)[1], held)
     assert not torch.equal(stratified_split(y, 0.2, seed=6)[1], held)
+
+
+@pytest.mark.parametrize("counts", [[100, 50, 30, 20], [7, 7, 7, 3, 2], [5000, 4000, 3333, 17], [9, 1],
+                                    [3, 3]])
+def test_splits_draw_exactly_what_sklearns_train_test_split_draws(counts):
+    from sklearn.model_selection import train_test_split
+
+    y = np.random.RandomState(len(counts)).permutation(np.repeat(np.arange(len(counts)), counts))
+    n = len(y)
+    for seed in range(8):
+        for fraction in (0.1, 0.2, 0.5):
+            n_held = math.ceil(fraction * n)
+            stratify = y if min(counts) >= 2 and min(n - n_held, n_held) >= len(counts) else None
+            keep, held = train_test_split(np.arange(n), test_size=fraction, random_state=seed,
+                                          stratify=stratify)
+            ours = stratified_split(torch.from_numpy(y), fraction, seed)
+            assert ours[0].tolist() == sorted(keep) and ours[1].tolist() == sorted(held), (seed, fraction)
+        size = max(len(counts), n // 3)
+        keep, _ = train_test_split(np.arange(n), train_size=size, random_state=seed,
+                                   stratify=y if min(counts) >= 2 and n - size >= len(counts) else None)
+        assert stratified_subset(torch.from_numpy(y), size, seed).tolist() == sorted(keep), seed
 
 
 def test_stratified_split_falls_back_when_a_class_is_tiny():
