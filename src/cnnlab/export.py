@@ -25,7 +25,7 @@ from .data import load_data, normalize
 from .data.channels import with_channels
 from .errors import UserError
 from .files import atomic_write
-from .models import ModelMeta
+from .models import ModelMeta, predictor
 from .run import Run, open_model
 
 # Opset 17 (2022) is run by every ONNX Runtime since 1.12 and by most other runtimes (TensorRT, OpenCV,
@@ -86,9 +86,9 @@ def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None,
         # The TorchScript-based exporter is deprecated in favour of the dynamo one, which needs the
         # onnxscript package; the old one ships inside torch and exports these layer stacks exactly.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (_example(meta, 2),), buf, input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=opset,
-                          do_constant_folding=True, **kw)
+        torch.onnx.export(predictor(model, meta.tta), (_example(meta, 2),), buf, input_names=[INPUT],
+                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                          opset_version=opset, do_constant_folding=True, **kw)
     proto = onnx.load_from_string(buf.getvalue())
     onnx.helper.set_model_props(proto, {**metadata(meta), "weights_sha256": weights_digest(model)})
     proto.producer_name = "cnnlab"
@@ -109,7 +109,7 @@ def export_torchscript(run_or_weights: Run | str | Path, out: str | Path | None 
         # Tracing, not scripting: the layer stack has no control flow, and SpecNet's Python attributes
         # (spec dict, layer table) are not TorchScript types. check_inputs proves the batch axis stays free.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example(meta, 2),
+        traced = torch.jit.trace(predictor(model, meta.tta), _example(meta, 2),
                                  check_inputs=[(_example(meta, 1),), (_example(meta, 5),)])
         atomic_write(out, lambda tmp: torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: meta.to_json()}))
     return out

@@ -24,6 +24,7 @@ from .models import (
     ModelMeta,
     fmt_shape,
     load_weights,
+    predictor,
     read_meta,
 )
 from .models.evaluate import classification_report, infer
@@ -247,7 +248,7 @@ def evaluate_run(run: Run, data: str | None = None, data_dir: str | None = None,
     if len(ds.classes) != len(meta.classes):
         raise UserError(f"--data {name}: {len(ds.classes)} classes, the model has {len(meta.classes)}")
     x = normalize(ds.test.x.float().div_(255), meta)
-    report = classification_report(infer(model, x, batch_size), ds.test.y, meta.classes)
+    report = classification_report(infer(predictor(model, meta.tta), x, batch_size), ds.test.y, meta.classes)
     report["data"] = ds.name
     report["model"] = run.config.get("model")
     return report

@@ -33,6 +33,7 @@ class ModelMeta:
     style: str = "resize"  # how user images are turned into inputs: "mnist", "fit" or "resize"
     data: str = ""  # data set the model was trained on
     extra: dict = field(default_factory=dict)  # e.g. test accuracy, for the web page
+    tta: str = "none"  # test-time augmentation every prediction uses: "none" or "flip" (models/tta.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -22,7 +22,7 @@ import torch
 
 from ..data.catalog import cache_root
 from ..export import INPUT, OUTPUT, export_onnx, weights_digest
-from ..models import channels_last
+from ..models import channels_last, predictor
 
 log = logging.getLogger("cnnlab.serve")
 
@@ -40,9 +40,9 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, tta: str = "none"):
         # A copy: the service keeps the original for the feature maps of `explain`, which walk its layers.
-        self.model = channels_last(copy.deepcopy(model).eval())
+        self.model = predictor(channels_last(copy.deepcopy(model).eval()), tta)
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,10 +92,12 @@ def onnx_for(run_dir: str | Path, model: torch.nn.Module) -> Path:
     return cached
 
 
-def load_backend(name: str, model: torch.nn.Module, run_dir: str | Path, threads: int = 1) -> Backend:
-    """The backend `--backend name` asks for, warmed up."""
+def load_backend(name: str, model: torch.nn.Module, run_dir: str | Path, threads: int = 1,
+                 tta: str = "none") -> Backend:
+    """The backend `--backend name` asks for (the ONNX export holds the model's test-time augmentation,
+    `tta`, in its graph)."""
     backend: Backend = OnnxBackend(onnx_for(run_dir, model), threads) if name == "onnxruntime" \
-        else TorchBackend(model)
+        else TorchBackend(model, tta)
     return backend
 
 

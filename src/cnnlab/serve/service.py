@@ -134,7 +134,8 @@ class ModelService(Served):
                  on_queue: Callable[[int], None] | None = None):
         super().__init__(path)
         self.settings = settings or Settings()
-        self.backend = load_backend(self.settings.backend, self.model, self.path, self.settings.threads)
+        self.backend = load_backend(self.settings.backend, self.model, self.path, self.settings.threads,
+                                    self.meta.tta)
         warm_up(self.backend, tuple(self.meta.input_shape), (1, min(16, self.settings.max_batch)))
         self.batcher = Batcher(self.backend, self.meta, self.settings.max_batch,
                                self.settings.batch_wait_ms / 1000, on_batch=on_batch, on_queue=on_queue)

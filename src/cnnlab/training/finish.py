@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import DataSet, normalize
 from ..files import write_json
-from ..models import BACKBONES, load_weights, save_weights
+from ..models import BACKBONES, load_weights, predictor, save_weights
 from ..models.evaluate import classification_report, infer
 from ..viz.plots import save_confusion, save_curves
 from .callbacks import ThreadPolicy, TimeBudget
@@ -22,7 +22,7 @@ def finish_run(t: Trainer, data: DataSet, n_train: int) -> None:
     best_path = out / "best.safetensors"
     best = load_weights(best_path, device=str(t.dist.device))[0] if best_path.exists() else t.model
     x_test = normalize(data.test.x.float().div_(255), meta).to(t.dist.device)
-    report = classification_report(infer(best, x_test), data.test.y, data.classes)
+    report = classification_report(infer(predictor(best, meta.tta), x_test), data.test.y, data.classes)
     results = {
         "test_accuracy": report["test_accuracy"], "test_loss": report["test_loss"],
         "best_val_accuracy": None if state.best_val_accuracy is None else round(state.best_val_accuracy, 6),

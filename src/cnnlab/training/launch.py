@@ -52,7 +52,7 @@ from .distributed import broadcast, init_dist
 from .finetune import HeadFirst
 from .finish import finish_run
 from .options import TrainConfig, parse_duration
-from .recipe import augment_kind, class_weights, split_indices
+from .recipe import augment_kind, class_weights, split_indices, tta_kind
 from .runtime import adaptive_threads, amp_dtype, check_compile, choose_threads, pick_device
 from .state import TrainState
 from .steppers import NumpyStepper, TorchStepper
@@ -145,9 +145,10 @@ def _launch(launch: Launch, dist: Dist) -> Path | None:
     mean, std = ([list(BACKBONES[cfg.model].mean), list(BACKBONES[cfg.model].std)] if cfg.pretrained
                  else channel_stats(data.train.x[split[0]]))
     entry_model = create_model(source, data.input_shape, len(data.classes))  # checks the spec fits the data
+    augment = augment_kind(cfg, data.style)
     meta = ModelMeta(spec=entry_model.spec, input_shape=data.input_shape, classes=list(data.classes),
-                     mean=mean, std=std, style=data.style, data=data.name)
-    tensors = _tensors(data, split, meta, dist.device, augment_kind(cfg, data.style), len(data.test))
+                     mean=mean, std=std, style=data.style, data=data.name, tta=tta_kind(cfg, augment))
+    tensors = _tensors(data, split, meta, dist.device, augment, len(data.test))
     tensors.class_weights = class_weights(tensors.y, len(data.classes), cfg.class_weights)
     if len(tensors.x) < 2:
         raise UserError(f"--data {cfg.data}: only {len(tensors.x)} training sample(s) after the split; "

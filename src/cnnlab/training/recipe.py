@@ -65,13 +65,22 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def augment_kind(cfg: TrainConfig, style: str) -> str:
-    """"none", "flip" or "photo"; `auto` picks by the data's style, and photo for a pretrained backbone."""
+    """"none", "flip", "shift", "flip-shift" or "photo"; `auto` picks by the data's style, and photo for a
+    pretrained backbone."""
     if cfg.augment != "auto":
         return cfg.augment
     # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class.
     if style == "mnist":
         return "none"
     return "photo" if cfg.pretrained else "flip"
+
+
+def tta_kind(cfg: TrainConfig, augment: str) -> str:
+    """"none" or "flip": `auto` predicts from image and mirror image when training showed mirror images
+    (measured on Fashion-MNIST; fine-tuned photo backbones keep one pass)."""
+    if cfg.tta != "auto":
+        return cfg.tta
+    return "flip" if augment in ("flip", "flip-shift") else "none"
 
 
 # Discriminative learning rates (fastai's `slice(lr / 100, lr)`): the head trains at --lr, the backbone's
