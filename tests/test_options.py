@@ -74,3 +74,12 @@ def test_version_is_the_package_metadata(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"cnnlab {version('cnnlab')}" == f"cnnlab {cnnlab.__version__}"
+
+
+@pytest.mark.parametrize("kw, model", [
+    ({"time": "20s"}, "fastcnn-small"), ({"time": "44s"}, "fastcnn-small"), ({"time": "45s"}, "fastcnn"),
+    ({"time": "2m"}, "fastcnn"), ({}, "fastcnn"), ({"time": "20s", "model": "lenet5"}, "lenet5")])
+def test_the_default_model_suits_the_time_budget(kw, model):
+    from cnnlab.training.config import default_model
+
+    assert default_model(TrainConfig(**kw)).model == model

@@ -12,7 +12,16 @@ import yaml
 
 from ..errors import UserError
 from ..models import BACKBONES, TRAIN_DEFAULTS, get_entry
-from .options import DEFAULT_BACKBONE, DEFAULT_MODEL, TrainConfig, field_names, flag
+from .options import (
+    DEFAULT_BACKBONE,
+    DEFAULT_MODEL,
+    SHORT_BUDGET_MODEL,
+    SHORT_BUDGET_SECONDS,
+    TrainConfig,
+    field_names,
+    flag,
+    parse_duration,
+)
 
 __all__ = ["TrainConfig", "default_model", "load_config_file", "resolve", "validate"]
 
@@ -64,12 +73,13 @@ def resolve(cfg: TrainConfig, source: str | None = None) -> TrainConfig:
 
 
 def default_model(cfg: TrainConfig) -> TrainConfig:
-    """--model left out: fastcnn, or with --pretrained (or --weights, which implies it) the offline
-    backbone."""
+    """--model left out: fastcnn (fastcnn-small for a budget under 45 s), or with --pretrained (or
+    --weights, which implies it) the offline backbone."""
     if cfg.weights:
         cfg.pretrained = True
     if cfg.model is None:
-        cfg.model = DEFAULT_BACKBONE if cfg.pretrained else DEFAULT_MODEL
+        short = cfg.time is not None and (parse_duration(cfg.time) or 0) < SHORT_BUDGET_SECONDS
+        cfg.model = DEFAULT_BACKBONE if cfg.pretrained else SHORT_BUDGET_MODEL if short else DEFAULT_MODEL
     return cfg
 
 

