@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -218,3 +221,10 @@ def test_amp_dtype(monkeypatch):
     assert runtime.amp_dtype(cpu) is torch.bfloat16
     with pytest.raises(UserError, match="--precision 'fp16'"):
         runtime.amp_dtype(cpu, "fp16")
+
+
+def test_auto_precision_is_fp32_when_torch_is_held_to_avx2():
+    code = "from cnnlab.training.runtime import cpu_has_bf16; print(cpu_has_bf16())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"  # whatever the CPU's flags say: the AVX2 kernels have no bf16

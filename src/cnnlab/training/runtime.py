@@ -136,7 +136,12 @@ def _measured_default(candidates: tuple[int, ...]) -> int:
 
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """Native bfloat16 arithmetic (AVX512-BF16 or AMX): only then is bf16 autocast faster than float32."""
+    """Native bfloat16 arithmetic (AVX512-BF16 or AMX): only then is bf16 autocast faster than float32.
+
+    Not when PyTorch is held to AVX2 (ATEN_CPU_CAPABILITY=avx2, as benchmarks do to stand in for an
+    AVX2-only CPU): its kernels then cannot use the bf16 instructions."""
+    if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2"):
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
