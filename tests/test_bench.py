@@ -71,8 +71,8 @@ def test_bench_trains_both_loops_for_real(bench):
 
 def test_bench_time_to_accuracy_and_inference(bench):
     t = bench["time_to_accuracy"]
-    assert t["model"] == "fastcnn"
-    short = t["runs"]["5s"]  # --quick: one short budget on the slice
+    short = t["runs"]["5s"]  # --quick: one short budget on the slice, so the short-budget default model
+    assert short["model"] == "fastcnn-small" and bench["inference"]["model"] == "fastcnn-small"
     assert short["epochs"] > 0 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
     assert short["command"] == "cnnlab train --time 5s" and short["device"]
     assert short["used_seconds"] > 0  # tests/test_time_budget.py checks that budgets hold

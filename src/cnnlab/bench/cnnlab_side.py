@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from ..run import train
-from ..training.options import DEFAULT_MODEL
 from ..training.runtime import amp_dtype, autocast
 from .seed_loop import SEED_BATCH
 
@@ -42,15 +41,17 @@ def first_crossing(rows: list[dict], threshold: float) -> float | None:
 
 def budget_run(budget: str, data: str, data_dir: str | None, threads: int, out: Path,
                thresholds: tuple[float, ...] = THRESHOLDS) -> dict:
-    """`cnnlab train --time BUDGET` with the default model: what the budget bought, and when validation
-    first reached each threshold. `used_seconds` is the whole run, set-up and final test included."""
+    """`cnnlab train --time BUDGET` with the budget's default model: what the budget bought, and when
+    validation first reached each threshold. `used_seconds` is the whole run, set-up and final test
+    included."""
     start = time.monotonic()
     with contextlib.redirect_stdout(sys.stderr):
-        run = train(model=DEFAULT_MODEL, data=data, data_dir=data_dir, threads=threads, time=budget,
+        run = train(data=data, data_dir=data_dir, threads=threads, time=budget,
                     out=str(out), progress=False, started_at=start)
     r, rows = run.results, run.metrics
     tb = r["time_budget"]
-    return {"command": f"cnnlab train --time {budget}", "device": r["device"], "precision": r["precision"],
+    return {"command": f"cnnlab train --time {budget}", "model": r["model"], "device": r["device"],
+            "precision": r["precision"],
             "epochs": tb["epochs"], "used_seconds": tb["used_seconds"], "train_seconds": r["train_seconds"],
             "test_accuracy": r["test_accuracy"], "best_val_accuracy": r["best_val_accuracy"],
             "val_crossings": {f"{t:.2f}": first_crossing(rows, t) for t in thresholds},

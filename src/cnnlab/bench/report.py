@@ -60,8 +60,9 @@ def _budget_lines(r: dict) -> list[str]:
              "validation and the final test; validation crossings in training seconds):"]
     for t in tta["runs"].values():
         cross = ", ".join(f"{k}: {_secs(v)}" for k, v in t["val_crossings"].items())
-        lines.append(f"  {t['command']:<25} {t['precision']:<4} {t['epochs']:5.1f} epochs "
-                     f"{t['used_seconds']:6.1f} s  test {_pct(t['test_accuracy'])}  validation reached "
+        lines.append(f"  {t['command']:<25} {t.get('model', ''):<14} {t['precision']:<4} "
+                     f"{t['epochs']:5.1f} epochs {t['used_seconds']:6.1f} s  "
+                     f"test {_pct(t['test_accuracy'])}  validation reached "
                      f"{cross}")
     return lines
 

@@ -91,12 +91,13 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
         runs = {}
         if opts.accuracy or opts.seed_epochs or opts.peers:
             runs = _budgets(opts, data, data_dir, threads, tmp, log)
-            result["time_to_accuracy"] = {"model": DEFAULT_MODEL, "runs": runs}
+            result["time_to_accuracy"] = {"model": "the default for each budget", "runs": runs}
         if opts.accuracy and runs:
-            model = runs[list(runs)[-1]].pop("run").model
+            last = runs[list(runs)[-1]]
+            model = last.pop("run").model
             x = (ds.test.x[:n_test].float() / 255 - mean[0]) / std[0]
             torch.set_num_threads(threads)
-            result["inference"] = {"model": DEFAULT_MODEL, "threads": threads, **inference_speed(model, x)}
+            result["inference"] = {"model": last["model"], "threads": threads, **inference_speed(model, x)}
         for r in runs.values():
             r.pop("run", None)
         if opts.seed_epochs:
@@ -140,9 +141,9 @@ def _budgets(opts, data, data_dir, threads, tmp, log) -> dict:
     runs = {}
     budgets = ("5s",) if opts.quick else opts.budgets
     for b in budgets:
-        log(f"{DEFAULT_MODEL}: cnnlab train --time {b} ...")
+        log(f"cnnlab train --time {b} ...")
         runs[b] = budget_run(b, data, data_dir, threads, tmp / "budget" / b)
-        log(f"  {runs[b]['epochs']} epochs, {runs[b]['used_seconds']:.1f} s in all, "
+        log(f"  {runs[b]['model']}, {runs[b]['epochs']} epochs, {runs[b]['used_seconds']:.1f} s in all, "
             f"test {100 * runs[b]['test_accuracy']:.2f}%")
     return runs
 
