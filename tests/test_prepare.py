@@ -24,7 +24,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.data import FASHION_CLASSES, normalize, open_image, to_model_pixels
-from cnnlab.models import ModelMeta
+from cnnlab.models import ModelMeta, predictor
 from cnnlab.serve import Settings, create_app, serve_in_thread
 
 RUNS = {"mnist": "digits_run", "fit": "fashion_run", "resize": "cifar_run"}
@@ -61,7 +61,7 @@ def samples(request, tmp_path_factory):
     for i, a in enumerate(x.numpy()):
         Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)).save(tmp_path / f"{i:05d}.png")
     with torch.inference_mode():
-        ref = run.model(normalize(x.float() / 255, run.meta)).argmax(1)
+        ref = predictor(run.model, run.meta.tta)(normalize(x.float() / 255, run.meta)).argmax(1)
     return run, request.param, tmp_path, x, [run.meta.classes[i] for i in ref]
 
 

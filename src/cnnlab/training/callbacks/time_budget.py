@@ -78,8 +78,10 @@ class TimeBudget(Callback):
     def plan(self, t) -> None:
         rate = self.rate(t)
         self.marks.append((t.state.global_step, time.monotonic()))
-        # Until a validation point is timed: a forward pass costs about a third of a training step.
-        per_sample = self.val_seconds_per_sample or rate / t.cfg.batch_size / 3
+        # Until a validation point is timed: a forward pass costs about a third of a training step (two
+        # passes with test-time flips).
+        passes = 2 if t.meta.tta == "flip" else 1
+        per_sample = self.val_seconds_per_sample or rate / t.cfg.batch_size / 3 * passes
         # The last step's validation point, then the final test (and loading the best weights for it).
         reserve = FINISH_SECONDS + per_sample * (len(t.data.y_val) + 1.5 * t.data.test_samples)
         left = self.seconds - self.elapsed(t) - reserve
