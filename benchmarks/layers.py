@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.bench import matmul_gflops
-from cnnlab.models import create_model
-from cnnlab.training.runtime import amp_dtype, autocast, prepare_model
+from cnnlab.models import channels_last, create_model
+from cnnlab.training.runtime import amp_dtype, autocast
 
 MODELS = {"mnist-classifier": 128, "lenet5": 128, "fastcnn": 256}  # the batch each is trained with
 
@@ -97,7 +97,7 @@ def step_breakdown(repeats: int) -> None:
           "by op (profiler):")
     for name, batch in MODELS.items():
         torch.manual_seed(0)
-        model = prepare_model(create_model(name, (1, 28, 28), 10), cpu)
+        model = channels_last(create_model(name, (1, 28, 28), 10))
         opt = torch.optim.AdamW(model.parameters(), 1e-3)
         x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
 

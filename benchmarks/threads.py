@@ -4,8 +4,10 @@
 
 1. the CPU topology as the guest sees it (are the two vCPUs hyper-thread siblings?);
 2. the two vCPUs' independence: one torch.mm process alone, then two at once (real cores keep their speed);
-3. training steps at 1 and 2 threads, each in a fresh process, under libgomp's default spin-wait and
-   under OMP_WAIT_POLICY=PASSIVE, with how busy the rest of the machine was meanwhile (/proc/stat);
+3. training steps at 1 and 2 threads, each in a fresh process, under libgomp's default spin-wait,
+   under OMP_WAIT_POLICY=PASSIVE and under shorter spins (GOMP_SPINCOUNT), with how busy the rest of the
+   machine was meanwhile (/proc/stat); `--load N` runs N other busy processes meanwhile (a one-thread
+   matrix-multiply loop each), as another job on the machine would;
 4. with --profile, the per-op times at 1 and 2 threads (torch.profiler): which ops split well, which do not.
 """  # noqa: E501 -- line 1 is the --help description
 
@@ -20,8 +22,8 @@ from pathlib import Path
 
 CHILD = r"""
 import json, os, sys, time, torch, torch.nn.functional as F
-from cnnlab.models import create_model
-from cnnlab.training.runtime import prepare_model, amp_dtype, autocast
+from cnnlab.models import channels_last, create_model
+from cnnlab.training.runtime import amp_dtype, autocast
 name, threads, steps, batch, what = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                      sys.argv[5])
 torch.set_num_threads(threads)
@@ -33,8 +35,8 @@ if what == "mm":
     print(json.dumps({"gflops": 2 * 1024**3 * n / (time.perf_counter() - t) / 1e9})); sys.exit()
 torch.manual_seed(0)
 dev = torch.device("cpu")
-model = prepare_model(create_model(name, (1, 28, 28), 10), dev)
-amp = amp_dtype(dev)
+model = channels_last(create_model(name, (1, 28, 28), 10).to(dev))
+amp = amp_dtype(dev, os.environ.get("CNNLAB_BENCH_PRECISION", "auto"))
 x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 def step():
@@ -53,6 +55,9 @@ for _ in range(steps): step()
 print(json.dumps({"ms_per_step": 1e3 * (time.perf_counter() - wall) / steps,
                   "cpu_ms_per_step": 1e3 * (time.process_time() - cpu) / steps}))
 """
+
+
+HOG = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True:\n    a @ a\n"
 
 
 def machine_busy() -> tuple[float, float]:
@@ -94,6 +99,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--load", type=int, default=0, help="other busy processes running meanwhile")
+    p.add_argument("--spins", default="", help="GOMP_SPINCOUNT values to try too, e.g. 1000,30000")
+    p.add_argument("--precision", default="auto", help="auto | fp32 (what the timed steps compute in)")
     a = p.parse_args()
     print("\n".join(topology()))
 
@@ -104,16 +112,21 @@ def main() -> None:
     print(f"\ntorch.mm 1024^2, 1 thread: alone {alone['gflops']:.0f} GFLOP/s; two processes at once: "
           f"{pair[0]:.0f} + {pair[1]:.0f} GFLOP/s (hyper-thread siblings would share one core's units)")
 
-    print(f"\n{a.model}, batch {a.batch}, {a.steps} steps per cell: wall ms/step (CPU ms/step), "
-          "machine busy %")
-    for label, env in (("libgomp default (spin)", {}),
-                       ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})):
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(a.load)]
+    print(f"\n{a.model}, batch {a.batch}, {a.precision}, {a.steps} steps per cell, {a.load} other busy "
+          "process(es): wall ms/step (CPU ms/step), machine busy %")
+    policies = [("libgomp default (spin)", {}), ("OMP_WAIT_POLICY=PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"})]
+    policies += [(f"GOMP_SPINCOUNT={n}", {"GOMP_SPINCOUNT": n}) for n in a.spins.split(",") if n]
+    for label, env in policies:
+        env = {**env, "CNNLAB_BENCH_PRECISION": a.precision}
         cells = []
         for threads in (1, 2):
             r, busy = child([a.model, str(threads), str(a.steps), str(a.batch), "time"], env)
             cells.append(f"{threads} thr {r['ms_per_step']:7.1f} ({r['cpu_ms_per_step']:6.1f}) "
                          f"{100 * busy:4.0f}%")
-        print(f"  {label:<26} " + "   ".join(cells))
+        print(f"  {label:<26} " + "   ".join(cells), flush=True)
+    for h in hogs:
+        h.kill()
 
     if a.profile:
         one, _ = child([a.model, "1", str(a.steps), str(a.batch), "profile"])

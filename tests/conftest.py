@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Tests run on small CNNs: one intra-op thread is fastest on small machines
 # (see training.runtime.choose_threads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The decoded-image cache (data/cache.py) and everything else under the user cache: a fresh folder for this
+# session, so the tests never write into the user's ~/.cache and never read what an earlier run left there.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="cnnlab-tests-cache-")
 
 
 def pytest_configure(config):
@@ -55,3 +59,26 @@ def digits_run(tmp_path_factory, mnist_dir):
 
     out = tmp_path_factory.mktemp("runs") / "mnist-fastcnn"
     return cnnlab.train(model="fastcnn", data=str(mnist_dir), epochs=3, out=str(out), progress=False)
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """A real two-class photo folder (crops of scikit-image's grass and gravel photographs, JPEG and PNG of
+    many sizes), 12 training and 6 test photos per class; crops of 64-200 px, so the classes are clear."""
+    from photo_set import build
+
+    return build(tmp_path_factory.mktemp("photos") / "grass-gravel", n_train=12, n_test=6, sides=(64, 200))
+
+
+# The fine-tuning recipe at 96 px (a fifth of 224 px's arithmetic), on one thread: a run takes seconds.
+PHOTO_OPTS = {"pretrained": True, "image_size": 96, "epochs": 3, "batch_size": 8, "head_epochs": 10,
+              "eval_every": 2, "checkpoint_every": 2, "threads": 1, "seed": 1}
+
+
+@pytest.fixture(scope="session")
+def photo_run(tmp_path_factory, photo_dir):
+    """EfficientNet-Lite0 fine-tuned on the photo folder, as in a notebook: cnnlab.train(pretrained=True)."""
+    import cnnlab
+
+    out = tmp_path_factory.mktemp("runs") / "photos-lite0"
+    return cnnlab.train(data=str(photo_dir), out=str(out), progress=False, **PHOTO_OPTS)

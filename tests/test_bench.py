@@ -71,10 +71,11 @@ def test_bench_trains_both_loops_for_real(bench):
 
 def test_bench_time_to_accuracy_and_inference(bench):
     t = bench["time_to_accuracy"]
-    assert t["model"] == "fastcnn"
-    short = t["short"]
-    assert short["epochs"] == 1 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
-    assert short["command"] == "cnnlab train --epochs 1" and short["device"]
+    short = t["runs"]["5s"]  # --quick: one short budget on the slice, so the short-budget default model
+    assert short["model"] == "fastcnn-small" and bench["inference"]["model"] == "fastcnn-small"
+    assert short["epochs"] > 0 and short["train_seconds"] > 0 and _fraction(short["test_accuracy"])
+    assert short["command"] == "cnnlab train --time 5s" and short["device"]
+    assert short["used_seconds"] > 0  # tests/test_time_budget.py checks that budgets hold
     for mark, seconds in short["val_crossings"].items():
         assert mark in ("0.91", "0.93") and (seconds is None or 0 < seconds <= short["train_seconds"] + 1)
     inf = bench["inference"]
@@ -87,7 +88,9 @@ def test_bench_text_report_names_every_model(bench):
     text = format_report(bench)
     for name in MODELS:
         assert name in text
-    assert "floor s" in text and "time to accuracy" in text and "batch 1024" in text
+    assert "floor s" in text and "on a time budget" in text and "batch 1024" in text
+    assert bench["machine"]["cpu"] in text.splitlines()[0]  # the CPU named, with the flags that matter
+    assert all(f in text.splitlines()[0] for f in bench["machine"]["cpu_flags"])
 
 
 def test_first_crossing_reads_metrics_rows():
@@ -105,3 +108,23 @@ def test_bench_refuses_bad_input(tmp_path):
                       [0, 1] * 2)
     r = cli("bench", "--quick", "--data", str(small), "--models", "lenet5")
     assert r.returncode == 2 and "only 20 training images" in r.stderr and str(small) in r.stderr, r.stderr
+
+
+def test_peers_train_for_real_and_stop_at_their_cap(tiny_fashion, tmp_path):
+    """Each peer recipe learns (above chance after an epoch on 768 images) and stops at its cap."""
+    from cnnlab.bench.peers import KerasConvnet, PytorchExamples, time_to_target
+    from cnnlab.bench.seed_loop import SeedLoop, torchvision_root
+
+    ds = load_data(str(tiny_fashion))
+    root = torchvision_root(ds, tmp_path / "tv", 768, 300).parent.parent
+    peers = [PytorchExamples(root, 0), SeedLoop("lenet5", root, 0.286, 0.353, 0),
+             KerasConvnet(ds.train.x[:, 0].numpy(), ds.train.y.numpy(), ds.test.x[:, 0].numpy(),
+                          ds.test.y.numpy(), 0)]
+    for peer in peers:
+        r = time_to_target(peer, 0.999, cap_seconds=0.01, log=lambda s: None)  # unreachable: the cap stops it
+        assert not r["reached"] and r["seconds"] is None and r["epochs"] == 1, r
+        assert 0.25 < r["history"][0]["test_accuracy"] <= 1.0, (peer.name, r)
+    keras_model = peers[-1].model  # the keras-io recipe, layer for layer
+    assert [type(layer).__name__ for layer in keras_model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert keras_model.count_params() == 34_826  # keras-io's summary of the example

@@ -1,6 +1,7 @@
 """Data sets: every format round-trips from datafiles' writers; lookup order; splits; stats; bad input."""
 
 import gzip
+import math
 import os
 import pickle
 import subprocess
@@ -118,15 +119,16 @@ def test_image_folder_train_test(tmp_path):
 def test_image_folder_auto_split_is_stratified_and_fixed(tmp_path):
     x, y = np.zeros((50, 5, 5), np.uint8), np.repeat([0, 1], [20, 30])
     x[:, 0, 0] = np.arange(50)  # each image unique
-    write_image_folder(tmp_path, x, y, ["a", "b"])
-    ds = load_data(str(tmp_path))
+    write_image_folder(tmp_path / "data", x, y, ["a", "b"])
+    ds = load_data(str(tmp_path / "data"))
     assert len(ds.test) == 10 and ds.test.y.bincount().tolist() == [4, 6]
     assert set(ds.train.files).isdisjoint(ds.test.files) and len(set(ds.train.files + ds.test.files)) == 50
-    assert load_data(str(tmp_path)).test.files == ds.test.files
+    assert load_data(str(tmp_path / "data")).test.files == ds.test.files
 
 
 def test_image_folder_modes_and_sizes(tmp_path):
-    (tmp_path / "a").mkdir()
+    tmp_path = tmp_path / "data"  # beside the user cache the autouse fixture puts in tmp_path/cache
+    (tmp_path / "a").mkdir(parents=True)
     (tmp_path / "b").mkdir()
     Image.new("RGBA", (10, 6), (255, 0, 0, 0)).save(tmp_path / "a" / "transparent.png")  # -> white
     Image.new("P", (8, 8), 3).save(tmp_path / "a" / "palette.gif")
@@ -145,9 +147,10 @@ def test_image_folder_modes_and_sizes(tmp_path):
 
 
 def test_grey_rgb_files_load_as_one_channel(tmp_path):
+    tmp_path = tmp_path / "data"
     for c, v in (("dark", 10), ("light", 240)):
         for i in range(3):
-            (tmp_path / c).mkdir(exist_ok=True)
+            (tmp_path / c).mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (6, 6), (v, v, v)).save(tmp_path / c / f"{i}.png")
     ds = load_data(str(tmp_path))
     assert ds.input_shape == (1, 6, 6)
@@ -253,6 +256,27 @@ def test_stratified_split_proportions_and_seed():
     assert y[held].bincount().tolist() == [20, 10, 6, 4]
     assert torch.equal(stratified_split(y, 0.2, seed=5)[1], held)
     assert not torch.equal(stratified_split(y, 0.2, seed=6)[1], held)
+
+
+@pytest.mark.parametrize("counts", [[100, 50, 30, 20], [7, 7, 7, 3, 2], [5000, 4000, 3333, 17], [9, 1],
+                                    [3, 3]])
+def test_splits_draw_exactly_what_sklearns_train_test_split_draws(counts):
+    from sklearn.model_selection import train_test_split
+
+    y = np.random.RandomState(len(counts)).permutation(np.repeat(np.arange(len(counts)), counts))
+    n = len(y)
+    for seed in range(8):
+        for fraction in (0.1, 0.2, 0.5):
+            n_held = math.ceil(fraction * n)
+            stratify = y if min(counts) >= 2 and min(n - n_held, n_held) >= len(counts) else None
+            keep, held = train_test_split(np.arange(n), test_size=fraction, random_state=seed,
+                                          stratify=stratify)
+            ours = stratified_split(torch.from_numpy(y), fraction, seed)
+            assert ours[0].tolist() == sorted(keep) and ours[1].tolist() == sorted(held), (seed, fraction)
+        size = max(len(counts), n // 3)
+        keep, _ = train_test_split(np.arange(n), train_size=size, random_state=seed,
+                                   stratify=y if min(counts) >= 2 and n - size >= len(counts) else None)
+        assert stratified_subset(torch.from_numpy(y), size, seed).tolist() == sorted(keep), seed
 
 
 def test_stratified_split_falls_back_when_a_class_is_tiny():

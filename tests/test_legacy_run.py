@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import cli
+from PIL import Image
 from safetensors.torch import load_file
 
 import cnnlab
+from cnnlab.data import normalize
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy-0.1.0"
 
@@ -42,16 +44,29 @@ def test_eval_matches_what_0_1_0_reported(legacy):
     assert got["test_loss"] == pytest.approx(want["test_loss"], abs=1e-5)
 
 
-def test_predict_matches_what_0_1_0_answered(legacy):
+def test_predict_on_a_0_1_0_run(legacy):
+    """The preprocessing a 0.1.0 run saved (style "mnist", 1x8x8) drives today's preparation: its own test
+    digits saved as 8x8 PNGs get exactly the classes the model gives their tensors. 0.1.0's answers on the
+    64x64 PNGs (expected/predict.json) came from the lossy preparation issue 15 replaced, so only the shape
+    of today's answers to them is compared."""
+    run = cnnlab.load_run(legacy / "finished")
+    ts = run.test_set()
+    with torch.inference_mode():
+        pred = run.model(normalize(ts.x.float() / 255, run.meta)).argmax(1)
+    tensor_classes = [run.meta.classes[i] for i in pred]
+    own = legacy / "own"
+    own.mkdir()
+    for i, a in enumerate(ts.x[:60].numpy()):
+        Image.fromarray(a[0]).save(own / f"{i:03d}.png")
     images = sorted(str(p.relative_to(legacy)) for p in (legacy / "expected" / "images").glob("*.png"))
-    r = cli("predict", "finished", *images, "--json", "--top-k", "3", cwd=str(legacy))
+    r = cli("predict", "finished", *images, *sorted(str(p.relative_to(legacy)) for p in own.glob("*.png")),
+            "--json", "--top-k", "3", cwd=str(legacy))
     assert r.returncode == 0, r.stderr
     got, want = json.loads(r.stdout), json.loads((legacy / "expected" / "predict.json").read_text())
-    assert [g["file"] for g in got] == [w["file"] for w in want]
-    assert [g["label"] for g in got] == [w["label"] for w in want]
-    for g, w in zip(got, want):
-        assert [t["label"] for t in g["top_k"]] == [t["label"] for t in w["top_k"]]
-        assert g["probability"] == pytest.approx(w["probability"], abs=1e-4)
+    assert [g["file"] for g in got[:6]] == [w["file"] for w in want]
+    assert [g["label"] for g in got[6:]] == tensor_classes[:60]
+    for g in got:
+        assert [t["label"] for t in g["top_k"]][0] == g["label"] and len(g["top_k"]) == 3
 
 
 def test_export_onnx_of_a_0_1_0_run(legacy, tmp_path):

@@ -74,3 +74,24 @@ def test_version_is_the_package_metadata(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"cnnlab {version('cnnlab')}" == f"cnnlab {cnnlab.__version__}"
+
+
+@pytest.mark.parametrize("kw, model", [
+    ({"time": "20s"}, "fastcnn-small"), ({"time": "44s"}, "fastcnn-small"), ({"time": "45s"}, "fastcnn"),
+    ({"time": "2m"}, "fastcnn"), ({}, "fastcnn"), ({"time": "20s", "model": "lenet5"}, "lenet5")])
+def test_the_default_model_suits_the_time_budget(kw, model):
+    from cnnlab.training.config import default_model
+
+    assert default_model(TrainConfig(**kw)).model == model
+
+
+@pytest.mark.parametrize("kw, style, kind", [
+    ({}, "fit", "flip"), ({"time": "2m"}, "fit", "flip"), ({"time": "4m"}, "fit", "flip-shift"),
+    ({"time": "1h"}, "mnist", "none"), ({"time": "5m", "augment": "flip"}, "fit", "flip"),
+    ({"pretrained": True}, "resize", "photo")])
+def test_auto_augmentation_suits_the_data_and_the_budget(kw, style, kind):
+    from cnnlab.training.recipe import augment_kind, tta_kind
+
+    cfg = TrainConfig(**{"augment": "auto", **kw})
+    assert augment_kind(cfg, style) == kind
+    assert tta_kind(cfg, kind) == ("flip" if kind in ("flip", "flip-shift") else "none")

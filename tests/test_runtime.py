@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import cnnlab
 from cnnlab.data import load_data
 from cnnlab.errors import UserError
-from cnnlab.models import create_model, load_weights
+from cnnlab.models import ModelMeta, channels_last, create_model, load_weights, save_weights
 from cnnlab.training import augment, runtime
 
 SEED = 3
@@ -115,6 +118,27 @@ def test_flip_batch_flips_exactly_the_masked_images():
     assert not torch.equal(x[mask][0], x[mask][0].flip(-1))  # random images are not symmetric: flips show
 
 
+def test_shift_batch_moves_each_image_by_whole_pixels_and_fills_with_black():
+    mean, std = [0.5, 0.2], [0.25, 0.5]
+    x = torch.randn(32, 2, 6, 8, generator=torch.Generator().manual_seed(1))
+    out = augment.shift_batch(x, torch.Generator().manual_seed(3), mean, std, most=2)
+    black = torch.tensor([-m / s for m, s in zip(mean, std)]).view(2, 1, 1)
+    offsets = set()
+    for i in range(32):  # exactly one offset (dy, dx) within +-2 explains each output image
+        found = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                want = black.expand(2, 10, 12).clone()
+                want[:, 2:8, 2:10] = x[i]
+                if torch.equal(out[i], want[:, 2 + dy:8 + dy, 2 + dx:10 + dx]):
+                    found.append((dy, dx))
+        assert len(found) == 1, (i, found)
+        offsets |= set(found)
+    assert len(offsets) > 5  # each image gets its own offset
+    both = augment.augment_batch("flip-shift", x, torch.Generator().manual_seed(3), mean, std)
+    assert both.shape == x.shape and not torch.equal(both, x)
+
+
 def test_choose_threads_takes_the_override_without_measuring(monkeypatch):
     def probe(n):
         raise AssertionError("an explicit thread count must not be second-guessed")
@@ -168,18 +192,23 @@ def test_choose_threads_measures_with_its_own_probe(monkeypatch):
     runtime._measured_default.cache_clear()
 
 
-def test_prepare_model_goes_channels_last_and_computes_the_same():
+def test_channels_last_computes_the_same_and_saved_models_load_in_it(tmp_path):
     torch.manual_seed(0)
     model = create_model("fastcnn", (1, 28, 28), 10).eval()
     x = torch.randn(8, 1, 28, 28)
     with torch.no_grad():
         want = model(x)
-        fast = runtime.prepare_model(model, torch.device("cpu"))
+        fast = channels_last(model)
         got = fast(x)
     assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    assert runtime.prepare_model(mlp, torch.device("cpu")) is mlp  # nothing to gain without convs
+    assert channels_last(mlp) is mlp  # nothing to gain without convs
+    meta = ModelMeta(spec=model.spec, input_shape=(1, 28, 28), classes=[str(i) for i in range(10)],
+                     mean=[0.5], std=[0.5])
+    save_weights(model, meta, tmp_path / "m.safetensors")
+    loaded, _ = load_weights(tmp_path / "m.safetensors")  # what eval, predict, serve and export compute with
+    assert loaded[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_amp_dtype(monkeypatch):
@@ -192,3 +221,10 @@ def test_amp_dtype(monkeypatch):
     assert runtime.amp_dtype(cpu) is torch.bfloat16
     with pytest.raises(UserError, match="--precision 'fp16'"):
         runtime.amp_dtype(cpu, "fp16")
+
+
+def test_auto_precision_is_fp32_when_torch_is_held_to_avx2():
+    code = "from cnnlab.training.runtime import cpu_has_bf16; print(cpu_has_bf16())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"  # whatever the CPU's flags say: the AVX2 kernels have no bf16

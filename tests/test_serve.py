@@ -148,6 +148,15 @@ def _chunks(n: int):
         yield b"x" * 500_000
 
 
+def nan_tiff() -> bytes:
+    """A float (mode F) TIFF, a format that can hold NaN and infinity, with some of each."""
+    a = np.full((28, 28), 0.5, np.float32)
+    a[2:6, 2:6], a[10, 10] = np.nan, np.inf
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="F").save(buf, format="TIFF")
+    return buf.getvalue()
+
+
 PNG7 = drawn_png(SEVEN)
 BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("truncated png", "/predict", {"files": {"file": ("t.png", PNG7[:300], "image/png")}}, 400, "truncated"),
@@ -158,6 +167,8 @@ BAD = [  # (case, route, request kwargs, status, words the detail must contain)
     ("empty body", "/predict", {"content": b""}, 415, "multipart/form-data"),
     ("empty file", "/predict", {"files": {"file": ("e.png", b"", "image/png")}}, 400,
      "e.png: the file is empty"),
+    ("NaN pixels in a float TIFF", "/predict", {"files": {"file": ("n.tif", nan_tiff(), "image/tiff")}}, 400,
+     "n.tif: some pixel values are NaN or infinite"),
     ("wrong field name", "/predict", {"files": {"image": ("a.png", PNG7, "image/png")}}, 422,
      "'file' is missing (fields sent: 'image')"),
     ("two files to /predict", "/predict", {"files": [("file", ("a.png", PNG7, "image/png"))] * 2}, 422,
@@ -250,3 +261,16 @@ def test_serve_command_refuses_bad_run_and_busy_port(digits_run, tmp_path, capsy
     assert f"--port {port}: cannot listen there" in capsys.readouterr().err
     assert main(["serve", str(digits_run.path), "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb: Input should be greater than 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--workers", "0"], "--workers 0: must be 1 or more"),
+    (["--max-batch", "0"], "--max-batch: Input should be greater than or equal to 1"),
+    (["--batch-wait-ms", "-1"], "--batch-wait-ms: Input should be greater than or equal to 0"),
+    (["--client-timeout", "0"], "--client-timeout: Input should be greater than 0"),
+    (["--drain-seconds", "-2"], "--drain-seconds: Input should be greater than or equal to 0"),
+])
+def test_serve_command_refuses_bad_serving_options(digits_run, flags, words, capsys):
+    assert main(["serve", str(digits_run.path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1

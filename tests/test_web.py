@@ -194,3 +194,21 @@ def test_fashion_model_offers_test_images_instead_of_drawing(browser, fashion_ru
         assert pg.evaluate(SEEN_PIXELS)["lit"] > 100
         pg.screenshot(path=str(ARTIFACTS / "web-fashion.png"), full_page=True)
         pg.close()
+
+
+def test_photo_model_takes_an_uploaded_photo(browser, photo_run, photo_dir):
+    """A fine-tuned backbone: no drawing pad, an upload, the model's 96x96 input and its stages' maps."""
+    with serve_in_thread(create_app(photo_run.path)) as url:
+        pg = browser.new_page(viewport={"width": 1200, "height": 1000})
+        pg.goto(url)
+        pg.wait_for_function("() => window.cnnlab && window.cnnlab.model")
+        assert not pg.is_visible("#pad") and pg.is_visible("#upload-label")
+        photo = sorted((photo_dir / "test" / "grass").glob("*.jpg"))[0]
+        pg.set_input_files("#upload", str(photo))
+        pg.wait_for_function("() => window.cnnlab.predictions > 0")
+        assert pg.text_content("#pred-label") == photo_run.predict([photo])[0]["label"]
+        assert pg.evaluate(SEEN_PIXELS)["w"] == 96
+        pg.wait_for_function(MAPS_LOADED)
+        assert pg.locator("#maps figcaption").first.text_content().startswith("blocks.1: 24×24×24")
+        pg.screenshot(path=str(ARTIFACTS / "web-photo.png"), full_page=True)
+        pg.close()

@@ -8,10 +8,10 @@ import importlib
 # Lazy: `import cnnlab` (and every CLI call) stays cheap; torch's training stack loads on first use.
 _EXPORTS = {
     "TrainConfig": "training.options", "UserError": "errors", "Run": "run", "load_run": "run", "train": "run",
-    "build_model": "models", "create_model": "models", "list_models": "models",
+    "summary": "run", "build_model": "models", "create_model": "models", "list_models": "models",
 }
 __all__ = ["Run", "TrainConfig", "UserError", "build_model", "create_model", "list_models", "load_run",
-           "train"]
+           "summary", "train"]
 
 
 @functools.cache

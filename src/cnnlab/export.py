@@ -11,6 +11,7 @@ shape, preprocessing style, class names -- travels inside the file:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import json
@@ -21,9 +22,10 @@ import numpy as np
 import torch
 
 from .data import load_data, normalize
+from .data.channels import with_channels
 from .errors import UserError
 from .files import atomic_write
-from .models import ModelMeta
+from .models import ModelMeta, predictor
 from .run import Run, open_model
 
 # Opset 17 (2022) is run by every ONNX Runtime since 1.12 and by most other runtimes (TensorRT, OpenCV,
@@ -58,6 +60,18 @@ def metadata(meta: ModelMeta) -> dict[str, str]:
     }
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, shapes, dtypes, values): the same for the same
+    weights whichever file they were loaded from. Stored in an ONNX export as "weights_sha256", so a reader
+    (`cnnlab serve --backend onnxruntime`) can tell whether the file still matches the run."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None, opset: int = OPSET) -> Path:
     """Write an ONNX model with a dynamic batch axis and the preprocessing in its metadata; returns the
     path."""
@@ -72,11 +86,11 @@ def export_onnx(run_or_weights: Run | str | Path, out: str | Path | None = None,
         # The TorchScript-based exporter is deprecated in favour of the dynamo one, which needs the
         # onnxscript package; the old one ships inside torch and exports these layer stacks exactly.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (_example(meta, 2),), buf, input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=opset,
-                          do_constant_folding=True, **kw)
+        torch.onnx.export(predictor(model, meta.tta), (_example(meta, 2),), buf, input_names=[INPUT],
+                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                          opset_version=opset, do_constant_folding=True, **kw)
     proto = onnx.load_from_string(buf.getvalue())
-    onnx.helper.set_model_props(proto, metadata(meta))
+    onnx.helper.set_model_props(proto, {**metadata(meta), "weights_sha256": weights_digest(model)})
     proto.producer_name = "cnnlab"
     proto.doc_string = f"{meta.spec.get('name', 'model')} trained on {meta.data or 'unknown data'}; " \
                        f"classes {', '.join(meta.classes)}"
@@ -95,7 +109,7 @@ def export_torchscript(run_or_weights: Run | str | Path, out: str | Path | None 
         # Tracing, not scripting: the layer stack has no control flow, and SpecNet's Python attributes
         # (spec dict, layer table) are not TorchScript types. check_inputs proves the batch axis stays free.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _example(meta, 2),
+        traced = torch.jit.trace(predictor(model, meta.tta), _example(meta, 2),
                                  check_inputs=[(_example(meta, 1),), (_example(meta, 5),)])
         atomic_write(out, lambda tmp: torch.jit.save(traced, tmp, _extra_files={EXTRA_FILE: meta.to_json()}))
     return out
@@ -148,8 +162,11 @@ def sample_inputs(meta: ModelMeta, n: int = 8, data_dir: str | None = None) -> t
             raise UserError("the model does not name its data set")
         ds = load_data(name, data_dir, download=False,
                        image_size=meta.input_shape[1] if Path(name).is_dir() else None)
-        if tuple(ds.input_shape) == tuple(meta.input_shape) and len(ds.test) > 0:
-            return normalize(ds.test.x[:n].float() / 255, meta), f"{min(n, len(ds.test))} {name} test images"
+        x = ds.test.x[:n]
+        if x.shape[1] == 1 and meta.spec.get("backbone"):  # grey photos, repeated as training did
+            x = with_channels(x, meta.input_shape[0])
+        if tuple(x.shape[1:]) == tuple(meta.input_shape) and len(x) > 0:
+            return normalize(x.float() / 255, meta), f"{len(x)} {name} test images"
     except (UserError, OSError, ValueError):
         pass  # not on this machine: the comparison still means something on random inputs
     return _example(meta, n), f"{n} random inputs ({name or 'the data set'} not found here)"

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_EXTS, open_image, prepare
 from .errors import UserError
-from .models import ModelMeta
+from .models import ModelMeta, predictor
 
 OUTPUT_FORMATS = ("text", "json", "jsonl", "csv")
 
@@ -34,7 +34,12 @@ def predict_tensor(model: torch.nn.Module, meta: ModelMeta, x: torch.Tensor, top
     """Normalised inputs (N, C, H, W) -> one {label, probability, top_k} per image."""
     model.eval()
     device = next(model.parameters()).device
-    probs = torch.softmax(model(x.to(device)).float(), dim=1).cpu()
+    return answers(meta, torch.softmax(predictor(model, meta.tta)(x.to(device)).float(), dim=1).cpu(), top_k)
+
+
+def answers(meta: ModelMeta, probs: torch.Tensor, top_k: int = 3) -> list[dict]:
+    """Softmax probabilities (N, K) -> one {label, probability, top_k} per image, rounded to 6 decimals
+    (also what the server's other backends' outputs go through)."""
     k = max(1, min(top_k, probs.shape[1]))
     p, i = probs.topk(k, dim=1)
     out = []

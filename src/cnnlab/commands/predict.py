@@ -25,8 +25,9 @@ printing the count of predicted and skipped files on stderr at the end (a batch 
 photos should not die at the 49,000th because one is truncated). A progress bar goes to stderr
 when it is a terminal (--progress forces it).
 
-Images are prepared exactly like the training data (digits: grey, ink bright on dark, cropped,
-fitted in 20x20, centred by centre of mass in 28x28)."""
+Images are prepared exactly like the training data. One already at the model's input size (a test
+image saved as PNG) is taken as it is; others are cleaned and framed (digits: grey, ink bright on
+dark, light and noise removed, fitted in 20x20, centred by centre of mass in 28x28)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -2,8 +2,9 @@
 
     dataset.py   load_data: a name or a directory -> DataSet (train and test Splits in memory)
     catalog.py   the known names and where to find them       formats.py  IDX, CIFAR-10 batches, digits
-    folders.py   image folders                                 images.py   image suffixes and decoding
-    splits.py    stratified splits, channel statistics         prepare.py  a user's image -> model input
+    folders.py   image folders (photos, broken files)          images.py   image suffixes and decoding
+    cache.py     decoded folders kept on disk                  splits.py   stratified splits, statistics
+    prepare.py   a user's image -> model input                 ink.py      a photo's ink, cleaned
 """
 
 from .catalog import known_datasets

@@ -7,7 +7,7 @@ splits.py's. Every bad input raises UserError with one line that names the file 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ class DataSet:
     classes: list[str]
     source: str         # the directory it was loaded from, or "sklearn"
     style: str          # how to preprocess user images: "mnist", "fit" or "resize"
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not decoded, left out
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -38,12 +39,15 @@ class DataSet:
 
 
 def load_data(name_or_dir: str, data_dir: str | None = None, download: bool = True,
-              image_size: int | None = None) -> DataSet:
+              image_size: int | None = None, bad_images: str = "refuse") -> DataSet:
     """Load a known data set by name (looked up, then downloaded) or any recognised directory.
 
-    Known names win over a directory of the same name: pass ./mnist for a folder called mnist."""
+    Known names win over a directory of the same name: pass ./mnist for a folder called mnist. In an
+    image folder, a file that does not decode is an error (bad_images="refuse") or left out ("skip")."""
     if image_size is not None and image_size < 1:
         raise UserError(f"image size {image_size} must be a positive number of pixels")
+    if bad_images not in folders.BAD_IMAGES:
+        raise UserError(f"--bad-images {bad_images}: must be one of {', '.join(folders.BAD_IMAGES)}")
     name = catalog.canonical(name_or_dir)
     if name == "digits":
         # seed 1212 holds out the same 360 digits as seed 002's test_size=0.2, random_state=1212
@@ -55,7 +59,7 @@ def load_data(name_or_dir: str, data_dir: str | None = None, download: bool = Tr
         if found is None:
             raise UserError(f"data set {name} not found (looked in {catalog.looked_in(name, data_dir)}); "
                             f"{catalog.KNOWN[name].how}")
-        ds = _dataset(name, load_dir(found, name, image_size))
+        ds = _dataset(name, load_dir(found, name, image_size, bad_images))
     else:
         path = Path(name_or_dir).expanduser()
         if not path.exists():
@@ -64,13 +68,14 @@ def load_data(name_or_dir: str, data_dir: str | None = None, download: bool = Tr
         if not path.is_dir():
             raise UserError(f"--data {name_or_dir} is a file; give a directory holding a data set "
                             f"({EXPECTED})")
-        ds = _dataset(name_or_dir, load_dir(path, None, image_size))
+        ds = _dataset(name_or_dir, load_dir(path, None, image_size, bad_images))
     if image_size is not None:
         ds.train.x, ds.test.x = _resize(ds.train.x, image_size), _resize(ds.test.x, image_size)
     return ds
 
 
-def load_dir(d: Path, name: str | None, image_size: int | None) -> formats.Decoded:
+def load_dir(d: Path, name: str | None, image_size: int | None,
+             bad_images: str = "refuse") -> formats.Decoded:
     """Decode whatever data set directory d holds; name (a known name, or None) picks the IDX class names."""
     if formats.idx_paths(d):
         return formats.load_idx(d, name)
@@ -78,9 +83,9 @@ def load_dir(d: Path, name: str | None, image_size: int | None) -> formats.Decod
         return formats.load_cifar(d)
     for sub in ("FashionMNIST/raw", "MNIST/raw", "cifar-10-batches-py", "raw"):  # torchvision's folders
         if formats.idx_paths(d / sub) or formats.cifar_paths(d / sub):
-            return load_dir(d / sub, name, image_size)
+            return load_dir(d / sub, name, image_size, bad_images)
     if any(p.is_dir() and not p.name.startswith(".") for p in d.iterdir()):
-        return folders.load_folder(d, image_size)
+        return folders.load_folder(d, image_size, bad_images)
     raise UserError(f"{d} holds no data set cnnlab recognises: {EXPECTED}")
 
 
@@ -90,7 +95,7 @@ def _dataset(name: str, decoded: formats.Decoded, seed: int = 0) -> DataSet:
     if test is None:
         keep, held = stratified_split(train.y, 0.2, seed)
         train, test = _take(train, keep), _take(train, held)
-    return DataSet(name, train, test, decoded.classes, decoded.source, decoded.style)
+    return DataSet(name, train, test, decoded.classes, decoded.source, decoded.style, decoded.skipped)
 
 
 def _take(split: Split, idx: torch.Tensor) -> Split:

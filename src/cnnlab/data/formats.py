@@ -11,7 +11,7 @@ import gzip
 import math
 import pickle
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class Decoded:
     classes: list[str]
     source: str          # the directory the files were read from, or "sklearn"
     style: str           # how to preprocess user images: "mnist", "fit" or "resize"
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) left out: --bad-images skip
 
 
 def idx_paths(d: Path) -> dict[str, Path | None]:

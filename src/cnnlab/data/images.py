@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import BrokenImage, ImageTooLarge, NotAnImage, UserError
 
@@ -51,27 +51,67 @@ def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Ima
                           "GIF or WebP file") from None
     if img.width < 1 or img.height < 1:
         raise BrokenImage(f"{name}: the image is empty")
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():  # a float TIFF can hold NaN or infinity
+        raise BrokenImage(f"{name}: some pixel values are NaN or infinite; give an image of real numbers")
     return ImageOps.exif_transpose(img)
 
 
-def decode_file(path: Path) -> np.ndarray:
-    """One image as (H, W) uint8 if its pixels are grey, else (H, W, 3) RGB; transparency over white."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16/32-bit grey: scale to 0..255
-                a = np.asarray(im, dtype=np.float64)
-                a = a * 255 if a.max() <= 1 and im.mode == "F" else a / 257 if a.max() > 255 else a
-                return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-            if im.has_transparency_data:
-                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-            a = np.asarray(im.convert("L") if im.mode in ("1", "L") else im.convert("RGB"))
-    except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image Pillow can read; replace or delete the file") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise UserError(f"{path}: cannot decode this image ({e}); replace or delete the file") from None
+GREY_MODES_16 = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16/32-bit and float grey
+
+
+def to_array(im: Image.Image, background: str = "white") -> np.ndarray:
+    """A decoded image as (H, W) uint8 if its pixels are grey, else (H, W, 3) RGB.
+
+    Palette, CMYK, 1-bit and 16-bit images are converted; transparent pixels are laid over `background`.
+    The one conversion both training folders and prediction use, so a file means the same to both."""
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in GREY_MODES_16:  # scaled to 0..255 (16-bit PNGs hold 0..65535, float TIFFs 0..1)
+        a = np.asarray(im, dtype=np.float64)
+        a = a * 255 if a.max() <= 1 and im.mode == "F" else a / 257 if a.max() > 255 else a
+        return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    if im.has_transparency_data:
+        im = Image.alpha_composite(Image.new("RGBA", im.size, background), im.convert("RGBA"))
+    a = np.asarray(im.convert("L") if im.mode in ("1", "L") else im.convert("RGB"))
     if a.ndim == 3 and (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
         return a[..., 0].copy()  # an RGB file with grey pixels counts as grey
     return a
+
+
+def resize_array(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H, W[, 3]) uint8 -> (h, w[, 3]) uint8: Pillow's bilinear filter, antialiased when shrinking.
+
+    Training folders and prediction both resize through here, so a file gets the same pixels in both."""
+    if a.shape[:2] == (h, w):
+        return a
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def image_hw(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header, as decode_file will return it (EXIF rotation applied);
+    None if the header does not read. Nothing is decoded."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.format == "PNG":  # Pillow's PNG getexif() decodes the whole image to look for a late eXIf
+                exif = Image.Exif()
+                exif.load(im.info.get("exif", b""))
+            else:
+                exif = im.getexif()
+            turned = exif.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # 90 or 270 degrees
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return (w, h) if turned else (h, w)
+
+
+def decode_file(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image file as `to_array` gives it (EXIF orientation applied), resized to size=(h, w) if given."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            a = to_array(ImageOps.exif_transpose(im))
+    except UnidentifiedImageError:
+        raise BrokenImage(f"{path}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BrokenImage(f"{path}: cannot decode this image ({e})") from None
+    return a if size is None else resize_array(a, *size)

@@ -3,10 +3,15 @@
 One code path for `cnnlab predict`, the HTTP API and the drawing page, so a digit drawn in the
 browser is prepared like a PNG on disk. Three styles (chosen by the data set, stored in the model):
 
-- "mnist":  handwritten digits. Grey, ink bright on dark, cropped to the ink, scaled to fit a
+- "mnist":  handwritten digits. Grey, ink bright on dark, cropped to the ink, scaled so the ink fits a
             20x20 box keeping aspect, centred by centre of mass in 28x28 -- how MNIST was made.
 - "fit":    Fashion-MNIST-like objects: grey, bright on dark, cropped and scaled to fill the frame.
-- "resize": photos (CIFAR-10, image folders): resized to the model's size, colour kept.
+- "resize": photos (CIFAR-10, image folders): resized to the model's size, colour kept, exactly as
+            training folders are decoded (images.to_array, images.resize_array).
+
+An image that already has the model's size is framed like the data set (a test image saved as a PNG):
+for "mnist" and "fit" it is only turned grey and bright-on-dark; cropping or rescaling it again would
+change the very pixels the model was trained on. Any other image is cleaned (ink.py) and framed here.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import ink
+from .images import resize_array, to_array
+
 
 class Preprocessing(Protocol):
     """What preparing an image needs to know about the model (a models.ModelMeta has all of it)."""
@@ -26,85 +34,55 @@ class Preprocessing(Protocol):
     std: list[float]
     style: str  # "mnist", "fit" or "resize"
 
-def _grey(img: Image.Image) -> np.ndarray:
-    """Any mode (RGBA, P, CMYK, 16-bit, ...) -> float32 grey in [0, 1], transparency resolved."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float32)
-        lo, hi = float(a.min()), float(a.max())
-        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3]
-        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        # Transparent background: put the strokes on a background that contrasts with them.
-        ink = lum[alpha > 0.5]
-        bg = 0.0 if ink.size and ink.mean() > 0.5 else 1.0
-        return alpha * lum + (1 - alpha) * bg
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
-
-def _bright_on_dark(g: np.ndarray) -> np.ndarray:
-    """Make the background 0 and the ink/object up to 1, whatever the paper and pen were."""
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
-    bg = float(np.median(border))
-    if bg > 0.5:  # dark ink on light paper: invert
-        g, bg = 1.0 - g, 1.0 - bg
-    g = np.clip(g - bg, 0, None)
-    peak = float(g.max())
-    if peak < 1e-3:
-        return np.zeros_like(g)
-    g = g / peak
-    # Paper texture and shadows in photos sit well below the ink: drop them.
-    return np.where(g < 0.15, 0.0, g).astype(np.float32)
-
-
-def _crop_to_content(g: np.ndarray) -> np.ndarray:
-    # The box is taken from clearly-ink pixels only, so stray paper noise far away cannot widen it.
-    ys, xs = np.nonzero(g > 0.35)
-    if len(ys) == 0:
-        return g
-    return g[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-
-
-def _scale_into(g: np.ndarray, box: int) -> np.ndarray:
-    """Resize so the longer side is `box`, keeping aspect (antialiased, like MNIST's own scaling)."""
-    h, w = g.shape
-    s = box / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.asarray(Image.fromarray(g).resize(size, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 1)
-
-
-def _place(g: np.ndarray, h: int, w: int, by_mass: bool) -> np.ndarray:
-    """Paste `g` into an h x w canvas, centred by centre of mass (MNIST) or by its box."""
-    out = np.zeros((h, w), dtype=np.float32)
-    gh, gw = g.shape
-    if by_mass and g.sum() > 0:
-        yy, xx = np.mgrid[0:gh, 0:gw]
-        cy, cx = (yy * g).sum() / g.sum(), (xx * g).sum() / g.sum()
-        top, left = round(h / 2 - cy - 0.5), round(w / 2 - cx - 0.5)
-    else:
-        top, left = (h - gh) // 2, (w - gw) // 2
-    top, left = min(max(top, 0), h - gh), min(max(left, 0), w - gw)
-    out[top: top + gh, left: left + gw] = g
-    return out
+MNIST_BOX = 20 / 28  # MNIST fits each digit's ink in a 20x20 box of the 28x28 field
 
 
 def to_model_pixels(img: Image.Image, meta: Preprocessing) -> np.ndarray:
     """The image as the model sees it before normalisation: (C, H, W) float32 in [0, 1]."""
     c, h, w = meta.input_shape
-    if meta.style in ("mnist", "fit"):
-        g = _crop_to_content(_bright_on_dark(_grey(img)))
-        if meta.style == "mnist":
-            g = _place(_scale_into(g, max(1, round(min(h, w) * 20 / 28))), h, w, by_mass=True)
-        else:
-            g = _place(_scale_into(g, min(h, w)), h, w, by_mass=False)
-        return np.repeat(g[None], c, axis=0)
-    mode = "L" if c == 1 else "RGB"
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        img = Image.fromarray((_grey(img) * 255).astype(np.uint8))
-    rgb = img.convert("RGBA").convert(mode) if "A" in img.mode or img.mode == "P" else img.convert(mode)
-    a = np.asarray(rgb.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-    return a[None] if c == 1 else a.transpose(2, 0, 1).copy()
+    if meta.style not in ("mnist", "fit"):
+        return _resized(img, c, h, w)
+    g = ink.bright_on_dark(ink.grey(img))
+    if g.shape != (h, w):
+        g = _frame(ink.clean(g), h, w, by_mass=meta.style == "mnist")
+    return np.repeat(g[None], c, axis=0)
+
+
+def _resized(img: Image.Image, c: int, h: int, w: int) -> np.ndarray:
+    a = to_array(img)  # (H, W) grey or (H, W, 3)
+    if c == 1 and a.ndim == 3:
+        a = np.asarray(Image.fromarray(a).convert("L"))
+    a = resize_array(a, h, w).astype(np.float32) / 255.0
+    if a.ndim == 2:
+        return np.repeat(a[None], c, axis=0)
+    return a.transpose(2, 0, 1).copy()
+
+
+def _frame(g: np.ndarray, h: int, w: int, by_mass: bool) -> np.ndarray:
+    """Ink on 0 -> an h x w field: the ink's longer side scaled to the MNIST box (by_mass) or to the whole
+    field, centred by its centre of mass (MNIST) or by its box. Sub-pixel: the crop is resampled directly
+    into place, so no rounding moves the digit by up to half a pixel."""
+    rows, cols = np.flatnonzero(g.any(1)), np.flatnonzero(g.any(0))  # 10x faster than np.nonzero(g)
+    if len(rows) == 0:
+        return np.zeros((h, w), np.float32)
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = min(h, w) * (MNIST_BOX if by_mass else 1.0)
+    scale = side / max(y1 - y0, x1 - x0)  # output pixels per source pixel
+    if by_mass:
+        mass = g.sum()
+        cy = float(g.sum(1) @ np.arange(g.shape[0])) / mass + 0.5  # continuous coordinates
+        cx = float(g.sum(0) @ np.arange(g.shape[1])) / mass + 0.5
+    else:
+        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    # the source rectangle that lands on the field, padded with background wherever it leaves the image
+    top, left = cy - h / 2 / scale, cx - w / 2 / scale
+    bottom, right = cy + h / 2 / scale, cx + w / 2 / scale
+    pad = int(np.ceil(max(0.0, -top, -left, bottom - g.shape[0], right - g.shape[1]))) + 1
+    padded = np.pad(g, pad)
+    box = (left + pad, top + pad, right + pad, bottom + pad)
+    out = Image.fromarray(padded, "F").resize((w, h), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(out, dtype=np.float32).clip(0, 1)
 
 
 def normalize(pixels: torch.Tensor | np.ndarray, meta: Preprocessing) -> torch.Tensor:

@@ -13,17 +13,19 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
 
 from ..errors import UserError
 from ..files import atomic_write
-from .build import SpecNet, build_model
+from .build import channels_last
+from .registry import model_from_spec
 
 
 @dataclass
 class ModelMeta:
     """What a saved model needs beside its weights: architecture, input, classes, preprocessing."""
 
-    spec: dict  # {"name": ..., "layers": [...]} -- rebuilds the architecture
+    spec: dict  # {"name", "layers": [...]} or {"name", "backbone"}: rebuilds the architecture
     input_shape: tuple[int, int, int]  # (C, H, W) the model was trained on
     classes: list[str]  # class names, index = model output
     mean: list[float]  # per-channel normalisation, computed on the training split, in [0, 1] units
@@ -31,6 +33,7 @@ class ModelMeta:
     style: str = "resize"  # how user images are turned into inputs: "mnist", "fit" or "resize"
     data: str = ""  # data set the model was trained on
     extra: dict = field(default_factory=dict)  # e.g. test accuracy, for the web page
+    tta: str = "none"  # test-time augmentation every prediction uses: "none" or "flip" (models/tta.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -61,15 +64,15 @@ def read_meta(path: str | Path) -> ModelMeta:
     return ModelMeta.from_json(raw)
 
 
-def load_weights(path: str | Path, device: str = "cpu") -> tuple[SpecNet, ModelMeta]:
+def load_weights(path: str | Path, device: str = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Rebuild a model from a safetensors file alone (no pickle, no code from the file)."""
     meta = read_meta(path)
     # Built outside inference mode even when called inside it (e.g. a lazily loaded Run.model): parameters
     # made there would be inference tensors, and saliency/Grad-CAM could never backpropagate through them.
     with torch.inference_mode(False):
-        model = build_model(meta.spec, meta.input_shape, len(meta.classes))
+        model = model_from_spec(meta.spec, meta.input_shape, len(meta.classes))
         model.load_state_dict(load_file(str(path), device="cpu"))
-        return model.to(device).eval(), meta
+        return channels_last(model.to(device)).eval(), meta
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

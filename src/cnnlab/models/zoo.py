@@ -82,3 +82,19 @@ register_model(
     optimizer="adamw", lr=0.008, weight_decay=5e-4, batch_size=256, epochs=20, schedule="onecycle",
     label_smoothing=0.1, augment="auto",
 )
+
+# The default for budgets under a minute (training/options.py SHORT_BUDGET_SECONDS): a stride-2 first conv
+# (no 28x28 map, no first pool) and 16-32 channels, half fastcnn's step time, so a 20 s budget gets about
+# 2.5 epochs instead of 1.5. More epochs win short budgets; fastcnn's wider second stage wins long ones
+# (docs/benchmarks.md, "Choosing the model for the budget").
+register_model(
+    "fastcnn-small",
+    "cnnlab's default for budgets under 45 s: stride-2 conv 16, conv 32, pool + 128-unit head; half the step",
+    [{"Conv2d": {"out_channels": 16, "kernel_size": 3, "stride": 2, "padding": 1, "bias": False}},
+     {"BatchNorm2d": None}, "ReLU",
+     {"Conv2d": {"out_channels": 32, "kernel_size": 3, "padding": 1, "bias": False}}, {"MaxPool2d": 2},
+     {"BatchNorm2d": None}, "ReLU",
+     "Flatten", {"Linear": 128}, "ReLU", {"Dropout": 0.2}, "Linear"],
+    optimizer="adamw", lr=0.008, weight_decay=5e-4, batch_size=256, epochs=20, schedule="onecycle",
+    label_smoothing=0.1, augment="auto",
+)

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .service import ModelService, Settings
+from .service import ModelService
+from .settings import Settings
 
 
 def get_service(request: Request) -> ModelService:

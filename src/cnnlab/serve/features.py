@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import io
 import math
+import threading
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from ..models import Residual
+from ..models import Residual, map_layers
 from ..models.layers import CONV, FOLLOWERS, name_of
 from ..viz.tiles import grid
 from ..viz.tiles import mosaic as tile_mosaic
@@ -77,21 +78,42 @@ def _data_uri(img: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _entry(layer: str, h: torch.Tensor) -> dict:
+    maps = h[0].float().cpu().numpy()  # (C, H, W)
+    shown = maps[:MAX_CHANNELS]
+    img, cols = mosaic(shown)
+    return {"layer": layer, "shape": list(maps.shape), "channels_shown": len(shown),
+            "grid": [math.ceil(len(shown) / cols), cols], "png": _data_uri(img)}
+
+
 @torch.inference_mode()
-def feature_maps(model: nn.Sequential, x: torch.Tensor) -> list[dict]:
+def feature_maps(model: nn.Module, x: torch.Tensor) -> list[dict]:
     """One normalised input (1, C, H, W) -> per conv block: layers, shape, tile grid and a PNG data URI."""
+    h = x.to(next(model.parameters()).device)
+    if not isinstance(model, nn.Sequential):  # a pretrained backbone: its stages' outputs, one forward pass
+        return _stage_maps(model, h)
     blocks = conv_blocks(model)
     out = []
-    h = x.to(next(model.parameters()).device)
     for i, mod in enumerate(model):
         h = mod(h)
         if i in blocks:
-            maps = h[0].float().cpu().numpy()  # (C, H, W)
-            shown = maps[:MAX_CHANNELS]
-            img, cols = mosaic(shown)
-            out.append({"layer": " → ".join(blocks[i]), "shape": list(maps.shape),
-                        "channels_shown": len(shown), "grid": [math.ceil(len(shown) / cols), cols],
-                        "png": _data_uri(img)})
+            out.append(_entry(" → ".join(blocks[i]), h))
         if i >= max(blocks, default=-1):
             break  # nothing after the last block is shown: skip the classifier head
     return out
+
+
+def _stage_maps(model: nn.Module, x: torch.Tensor) -> list[dict]:
+    """A backbone's stage outputs, caught by forward hooks. Requests share the model and run in parallel
+    threads: a hook keeps only the outputs of the forward pass its own request runs (a module runs in the
+    thread that calls it), so another request passing meanwhile is not mixed in."""
+    owner, found = threading.get_ident(), []
+    hooks = [mod.register_forward_hook(lambda _m, _i, out, name=info.name: found.append((name, out))
+                                       if threading.get_ident() == owner else None)
+             for info, mod in map_layers(model)]
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [_entry(name.removeprefix("body."), h) for name, h in found]

@@ -1,18 +1,21 @@
-"""GET /model, /health and /examples: what is being served, and real test images to try it on."""
+"""GET /model, /health and /examples: what is being served, whether it is, and real test images to try."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from .deps import ServiceDep
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/health")
-def health(service: ServiceDep) -> dict:
-    """Liveness: 200 and the model's name while the server can answer."""
-    return {"status": "ok", "model": service.name, "classes": len(service.meta.classes)}
+@router.get("/health", responses={503: {"description": "draining after SIGTERM: send new work elsewhere"}})
+def health(request: Request, service: ServiceDep) -> JSONResponse:
+    """Readiness: 200 and the model's name while serving; 503 `draining` once SIGTERM has been received."""
+    draining = request.app.state.lifecycle.draining
+    return JSONResponse({"status": "draining" if draining else "ok", "model": service.name,
+                         "classes": len(service.meta.classes)}, status_code=503 if draining else 200)
 
 
 @router.get("/model")

@@ -1,7 +1,14 @@
-"""POST /predict and /predict/batch: images in, `cnnlab predict --json` objects out."""
+"""POST /predict and /predict/batch: images in, `cnnlab predict --json` objects out.
+
+The common request, one multipart file and no `explain`, is answered by serve/fastpath.py before it gets
+here; these routes take everything else (JSON pixels, `explain`, anything unusual) and every error.
+Both send each image through the service's batcher.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
@@ -58,13 +65,20 @@ TopKQuery = Annotated[int | None,
 ExplainQuery = Annotated[bool, Query(description="add `input` (what the model saw) and `feature_maps`")]
 
 
-def _answer(service: ModelService, source: bytes | PixelsIn, name: str, top_k: int, explain: bool) -> dict:
-    """Decode and predict one image; runs in the threadpool (all of it is CPU work)."""
+async def _answer(service: ModelService, source: bytes | PixelsIn, name: str, top_k: int,
+                  explain: bool) -> dict:
+    """One image through the batcher; the costly decodings (JSON arrays, `explain`) in the threadpool."""
+    submit = service.batcher.submit
     if isinstance(source, PixelsIn):
-        image = pixels_to_image(source, service.settings.max_side)
-    else:
-        image = decode_upload(source, name)
-    return service.predict([image], [name], top_k, explain)[0]
+        image = await run_in_threadpool(pixels_to_image, source, service.settings.max_side)
+    elif explain:
+        image = await run_in_threadpool(decode_upload, source, name)
+    else:  # decoded on the inference thread, with the rest of its batch
+        return {"file": name, **await submit(partial(service.prepare_upload, source, name), top_k)}
+    if not explain:
+        return {"file": name, **await submit(partial(service.prepare_image, image), top_k)}
+    px, extra = await run_in_threadpool(service.explain, image)  # feature maps from the torch model
+    return {"file": name, **await submit(lambda: px, top_k), **extra}
 
 
 @router.post("/predict", response_model=Prediction, response_model_exclude_none=True, responses=ERRORS,
@@ -96,18 +110,25 @@ async def predict(request: Request, service: ServiceDep, settings: SettingsDep, 
         raise HTTPException(415, f"Content-Type {ctype or '(none)'!r} is not accepted: "
                                  "send multipart/form-data "
                                  "with the image in field 'file', or application/json {\"pixels\": [[...]]}")
-    return await run_in_threadpool(_answer, service, source, name, top_k or settings.top_k, explain)
+    return await _answer(service, source, name, top_k or settings.top_k, explain)
 
 
 @router.post("/predict/batch", response_model=list[Prediction], response_model_exclude_none=True,
              responses=ERRORS)
-def predict_batch(service: ServiceDep, settings: SettingsDep,
-                  files: Annotated[list[UploadFile], File(description="image files, field `files` repeated")],
-                  top_k: TopKQuery = None) -> list[dict]:
-    """Classify several images in one forward pass; every file is decoded first, so one bad file fails all."""
+async def predict_batch(service: ServiceDep, settings: SettingsDep,
+                        files: Annotated[list[UploadFile], File(description="image files, field `files` "
+                                                                            "repeated")],
+                        top_k: TopKQuery = None) -> list[dict]:
+    """Classify several images in one forward pass; one bad file fails the request and names itself."""
     if len(files) > settings.max_batch:
         raise HTTPException(413, f"{len(files)} files: at most {settings.max_batch} per batch; "
                                  "split the request")
     names = [f.filename or f"upload-{i}" for i, f in enumerate(files)]
-    images = [decode_upload(f.file.read(), n) for f, n in zip(files, names)]
-    return service.predict(images, names, top_k or settings.top_k)
+    datas = [await f.read() for f in files]
+    k = top_k or settings.top_k
+    got = await asyncio.gather(*(service.batcher.submit(partial(service.prepare_upload, d, n), k)
+                                 for d, n in zip(datas, names)), return_exceptions=True)
+    bad = next((g for g in got if isinstance(g, BaseException)), None)
+    if bad is not None:  # the first bad file in the order sent, as before
+        raise bad
+    return [{"file": n, **g} for n, g in zip(names, got)]

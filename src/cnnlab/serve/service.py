@@ -1,15 +1,17 @@
-"""What the HTTP layer serves: one loaded model, its facts, and the CLI's own prediction path.
+"""What the HTTP layer serves: one loaded model, its facts, and the CLI's own preparation path.
 
-Routes stay thin: they read the request, call a `ModelService` method in the threadpool, and return
-its dict. Decoding, preprocessing and inference are the same functions `cnnlab predict` calls
-(`data.open_image`, `predict.predict_images` / `predict_tensor`), so a PNG posted here and the same
-file given to the CLI get the same answer to the last digit.
+Routes stay thin: they read the request and hand the image to the service's `Batcher`, which prepares it
+with the functions `cnnlab predict` calls (`data.open_image`, `data.prepare`'s two steps), runs one pass for
+the requests that arrived together and formats the answer with `predict.answers`. A PNG posted alone gets
+exactly the object the CLI prints for the same file.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..data import load_data, normalize, open_image, to_model_pixels
 from ..errors import BrokenImage, ImageError, ImageTooLarge, NotAnImage, UserError
 from ..models import fmt_shape, format_summary
-from ..predict import predict_images, predict_tensor
 from ..run import open_model
+from .backends import load_backend, warm_up
+from .batcher import Batcher
 from .features import feature_maps
-
-
-class Settings(BaseModel):
-    """Server settings: one place, validated, set from `cnnlab serve` flags or by hand in Python."""
-
-    max_upload_mb: float = Field(10.0, gt=0, description="request bodies above this many MB get 413")
-    max_batch: int = Field(64, ge=1, description="most files in one /predict/batch request")
-    max_side: int = Field(4096, ge=28, description="most rows or columns in a JSON pixel array")
-    top_k: int = Field(3, ge=1, description="classes listed per image when ?top_k= is not given")
-    threads: int = Field(1, ge=1, description="torch intra-op threads; requests already run in parallel")
-    examples: int = Field(12, ge=0, description="test images offered by /examples")
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+from .settings import Settings
 
 
 class PixelsIn(BaseModel):
@@ -111,30 +100,48 @@ def _layout(px: np.ndarray) -> list:
     return np.round(a, 4).tolist()
 
 
-class ModelService:
-    """One model loaded for serving. Stateless at inference, so requests run in parallel threads.
+class Served:
+    """What is served, without serving it: the model and the facts about it (and the start-up banner's)."""
 
-    No lock around the forward pass: the model is in eval mode (BatchNorm reads its running stats,
-    never writes them) and `feature_maps` calls the layers directly instead of registering hooks.
-    """
-
-    def __init__(self, path: str | Path, settings: Settings | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.settings = settings or Settings()
         self.model, self.meta, run = open_model(self.path)
         if run is None:  # a .safetensors file: what its metadata holds
             self.results, self.config = dict(self.meta.extra), {"data": self.meta.data}
         else:
             self.results, self.config = run.results, run.config
         self.model.eval()
-        self._examples: list[tuple[str, np.ndarray]] | None = None
-        self._examples_note = ""
-        self._examples_lock = threading.Lock()  # the data set is loaded once, by the first request
 
     @property
     def name(self) -> str:
         return str(self.results.get("model") or self.config.get("model")
                    or self.meta.spec.get("name", "model"))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.results.get("test_accuracy", self.meta.extra.get("test_accuracy"))
+
+
+class ModelService(Served):
+    """One model loaded for serving: its facts, its backend and the batcher in front of it.
+
+    `model` (eval mode, the layout it was saved in) serves the feature maps of `explain`, which call its
+    layers in turn; predictions go through `backend` (serve/backends.py) one batch at a time.
+    """
+
+    def __init__(self, path: str | Path, settings: Settings | None = None,
+                 on_batch: Callable[[int], None] | None = None,
+                 on_queue: Callable[[int], None] | None = None):
+        super().__init__(path)
+        self.settings = settings or Settings()
+        self.backend = load_backend(self.settings.backend, self.model, self.path, self.settings.threads,
+                                    self.meta.tta)
+        warm_up(self.backend, tuple(self.meta.input_shape), (1, min(16, self.settings.max_batch)))
+        self.batcher = Batcher(self.backend, self.meta, self.settings.max_batch,
+                               self.settings.batch_wait_ms / 1000, on_batch=on_batch, on_queue=on_queue)
+        self._examples: list[tuple[str, np.ndarray]] | None = None
+        self._examples_note = ""
+        self._examples_lock = threading.Lock()  # the data set is loaded once, by the first request
 
     def info(self) -> dict:
         """GET /model: what the page shows and a client needs to prepare inputs."""
@@ -143,25 +150,30 @@ class ModelService:
             "name": self.name, "data": m.data, "style": m.style, "draw": m.style == "mnist",
             "classes": m.classes, "input_shape": list(m.input_shape), "mean": m.mean, "std": m.std,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "test_accuracy": self.results.get("test_accuracy", m.extra.get("test_accuracy")),
+            "test_accuracy": self.test_accuracy,
             "metrics": self.results, "summary": format_summary(self.model, title=self.name),
+            "serving": {"backend": self.backend.name, "max_batch": self.settings.max_batch,
+                        "batch_wait_ms": self.settings.batch_wait_ms, "pid": os.getpid()},
         }
 
-    def predict(self, images: list[Image.Image], names: list[str], top_k: int,
-                explain: bool = False) -> list[dict]:
-        """Decoded images -> `cnnlab predict --json` objects; `explain` adds the model input and feature
-        maps."""
-        if not explain:
-            return predict_images(self.model, self.meta, images, names, top_k)
-        out = []
-        for img, name in zip(images, names):
-            px = to_model_pixels(img, self.meta)  # (C, H, W) in [0, 1]: `prepare` in two steps, to show px
-            x = normalize(px, self.meta)[None]  # (1, C, H, W)
-            r = {"file": name, **predict_tensor(self.model, self.meta, x, top_k)[0]}
-            r["input"] = _layout(px)
-            r["feature_maps"] = feature_maps(self.model, x)
-            out.append(r)
-        return out
+    def prepare_upload(self, data: bytes, name: str) -> np.ndarray:
+        """Uploaded bytes -> (C, H, W) model pixels in [0, 1]; an HTTPException names the file if unusable."""
+        return self.prepare_image(decode_upload(data, name), name)
+
+    def prepare_image(self, image: Image.Image, name: str = "pixels") -> np.ndarray:
+        try:
+            return to_model_pixels(image, self.meta)
+        except (OSError, ValueError) as e:  # decoded, but Pillow cannot convert it: still the file's fault,
+            # as `cnnlab predict` says for a file on its command line (predict._load)
+            raise HTTPException(400, f"{name}: not usable as an image ({type(e).__name__}: {str(e)[:80]})") \
+                from None
+
+    def explain(self, image: Image.Image) -> tuple[np.ndarray, dict]:
+        """A decoded image -> its (C, H, W) model pixels, and what the page draws: those pixels and the
+        feature maps of each conv block."""
+        px = to_model_pixels(image, self.meta)  # (C, H, W) in [0, 1]: `prepare` in two steps, to show px
+        x = normalize(px, self.meta)[None]  # (1, C, H, W)
+        return px, {"input": _layout(px), "feature_maps": feature_maps(self.model, x)}
 
     def examples(self) -> dict:
         """A few real test images of the run's data set, one class after another (loaded on first use)."""

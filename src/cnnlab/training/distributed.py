@@ -70,3 +70,14 @@ def agree(flags: list[bool], world: int, device: torch.device) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [v > 0 for v in t.tolist()]
+
+
+def broadcast_module(module: torch.nn.Module, world: int) -> None:
+    """Rank 0's parameters and buffers of `module` on every rank."""
+    if world == 1:
+        return
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)

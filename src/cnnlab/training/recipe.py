@@ -11,7 +11,7 @@ import torch
 
 from ..data import DataSet, stratified_split, stratified_subset
 from ..errors import UserError
-from .options import TrainConfig
+from .options import LONG_BUDGET_SECONDS, TrainConfig, parse_duration
 
 
 def split_indices(data: DataSet, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,8 +65,48 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def augment_kind(cfg: TrainConfig, style: str) -> str:
-    """"none" or "flip"; `auto` picks by the data's style."""
+    """"none", "flip", "shift", "flip-shift" or "photo"; `auto` picks by the data's style, and photo for a
+    pretrained backbone."""
     if cfg.augment != "auto":
         return cfg.augment
-    # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class.
-    return "none" if style == "mnist" else "flip"
+    # Mirrored digits are other glyphs; mirrored clothes and photos are still the same class. Shifts pay
+    # only in long runs (Fashion-MNIST, fastcnn: 93.60 % vs 93.37 % at --time 5m, 92.46 % vs 92.92 % at 2m).
+    if style == "mnist":
+        return "none"
+    if cfg.pretrained:
+        return "photo"
+    long = cfg.time is not None and (parse_duration(cfg.time) or 0) >= LONG_BUDGET_SECONDS
+    return "flip-shift" if long else "flip"
+
+
+def tta_kind(cfg: TrainConfig, augment: str) -> str:
+    """"none" or "flip": `auto` predicts from image and mirror image when training showed mirror images
+    (measured on Fashion-MNIST; fine-tuned photo backbones keep one pass)."""
+    if cfg.tta != "auto":
+        return cfg.tta
+    return "flip" if augment in ("flip", "flip-shift") else "none"
+
+
+# Discriminative learning rates (fastai's `slice(lr / 100, lr)`): the head trains at --lr, the backbone's
+# layer groups at rates spaced geometrically down to lr / LR_MULT for the earliest: its generic edge and
+# texture detectors need the least change.
+LR_MULT = 100
+
+
+def parameter_groups(model: torch.nn.Module) -> list:
+    """The optimiser's parameter groups: one per layer group of a pretrained backbone, each with the factor
+    `lr_scale` that the stepper applies to the step's learning rate; all parameters at once otherwise."""
+    groups = model.layer_groups() if hasattr(model, "layer_groups") else None
+    if groups is None:
+        return list(model.parameters())
+    n = len(groups)
+    return [{"params": g, "lr_scale": LR_MULT ** (-(n - 1 - i) / (n - 1))} for i, g in enumerate(groups)]
+
+
+def class_weights(y: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor | None:
+    """--class-weights auto: each class's loss weighted by N / (K · n_class) over the training split (as
+    scikit-learn's class_weight="balanced"), so every class counts as much in total; None for "none"."""
+    if kind == "none":
+        return None
+    counts = torch.bincount(y.cpu(), minlength=num_classes).double().clamp_min(1)
+    return (counts.sum() / (num_classes * counts)).float()

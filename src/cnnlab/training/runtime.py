@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import UserError
 
@@ -80,6 +79,17 @@ def choose_threads(requested: int | None = None, probe: Callable[[int], float] |
     return _measured_threads(candidates, probe)
 
 
+def adaptive_threads(requested: int | None, device: torch.device, world: int, engine: str) -> int | None:
+    """The thread count to try besides one during training (callbacks/threads.py), or None for a fixed count.
+
+    Only where choose_threads would leave a CPU idle for want of knowing whether it is free: a 2-CPU
+    machine, one process on the CPU, no --threads and no $OMP_NUM_THREADS (a user's or torchrun's choice)."""
+    if (requested is not None or os.environ.get("OMP_NUM_THREADS") or device.type != "cpu" or world > 1
+            or engine != "torch" or usable_cpus() != 2):
+        return None
+    return 2
+
+
 def _measured_threads(candidates: list[int], probe: Callable[[int], float], rounds: int = 7) -> int:
     samples: dict[int, list[float]] = {n: [] for n in candidates}
     for _ in range(rounds):  # interleaved, so a burst of load elsewhere hits every candidate alike
@@ -124,21 +134,14 @@ def _measured_default(candidates: tuple[int, ...]) -> int:
 
 # --- memory format and precision --------------------------------------------------------------------------
 
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Channels-last (NHWC) weights for conv nets, on every device.
-
-    oneDNN (CPU) and cuDNN (GPU) have their fastest conv and pooling kernels for NHWC; on a 2-vCPU VM
-    max pooling alone ran 10x faster than in NCHW. Inputs need no conversion: a conv with NHWC weights
-    returns NHWC activations, and one-channel images are laid out the same either way.
-    """
-    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """Native bfloat16 arithmetic (AVX512-BF16 or AMX): only then is bf16 autocast faster than float32."""
+    """Native bfloat16 arithmetic (AVX512-BF16 or AMX): only then is bf16 autocast faster than float32.
+
+    Not when PyTorch is held to AVX2 (ATEN_CPU_CAPABILITY=avx2, as benchmarks do to stand in for an
+    AVX2-only CPU): its kernels then cannot use the bf16 instructions."""
+    if torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2"):
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()

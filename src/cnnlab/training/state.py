@@ -14,6 +14,7 @@ class TrainState:
     # the best validation point so far; None without a validation split
     best_val_accuracy: float | None = None
     best_train_loss: float | None = None  # without a validation split the lowest training loss picks the best
+    best_val_loss: float | None = None  # the best point's validation loss
     best_step: int = 0  # global step of best.safetensors
     bad_epochs: int = 0  # epochs in a row without a better validation point (early stopping)
     early_stopped: bool = False
@@ -21,7 +22,9 @@ class TrainState:
     loss_count: int = 0  # ... over this many steps
     rows: list[dict] = field(default_factory=list)  # metrics.csv, one row per validation point
     train_seconds: float = 0.0  # wall time of training steps and validation, over every session of the run
-    threads: int = 1  # CPU threads the run started with: a resumed run keeps them (float rounding)
+    budget_elapsed: float = 0.0  # --time: the budget used up to the last checkpoint, set-up included
+    # CPU threads the run started with: a resumed run keeps them (float rounding); 0: the adaptive policy
+    threads: int = 1
     precision: str = "fp32"  # "fp32" or "bf16": a resumed run keeps it too
 
     def state_dict(self) -> dict:

@@ -20,7 +20,7 @@ from .. import textbook
 from ..textbook import optim as textbook_optim
 from .distributed import shard
 from .options import TrainConfig
-from .recipe import make_optimizer
+from .recipe import make_optimizer, parameter_groups
 from .runtime import autocast
 
 
@@ -35,15 +35,19 @@ class Stepper(Protocol):
 
 
 class TorchStepper:
-    """torch.optim on the model (wrapped in DDP under torchrun, torch.compile with --compile), autocast."""
+    """torch.optim on the model (wrapped in DDP under torchrun, torch.compile with --compile), autocast.
+
+    A pretrained backbone's layer groups are parameter groups with their own `lr_scale` (recipe.py);
+    `class_weights` (K,) weighs the loss per class (--class-weights auto)."""
 
     checkpoint_key = "optimizer"
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
-                 amp: torch.dtype | None, rank: int, world: int):
+                 amp: torch.dtype | None, rank: int, world: int, class_weights: torch.Tensor | None = None):
         self.model, self.cfg, self.device, self.amp, self.rank, self.world = \
             model, cfg, device, amp, rank, world
-        self.opt = make_optimizer(cfg, model.parameters())
+        self.class_weights = None if class_weights is None else class_weights.to(device)
+        self.opt = make_optimizer(cfg, parameter_groups(model))
         self.train_model = model
         if world > 1:
             self.train_model = DistributedDataParallel(model, device_ids=[device.index]
@@ -54,9 +58,10 @@ class TorchStepper:
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> torch.Tensor:
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast(self.device, self.amp):
-            loss = batch_loss(self.train_model, xb, yb, self.rank, self.world, self.cfg.label_smoothing)
+            loss = batch_loss(self.train_model, xb, yb, self.rank, self.world, self.cfg.label_smoothing,
+                              self.class_weights)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -79,20 +84,22 @@ class TorchStepper:
         gc.collect()
 
 
-def batch_loss(model, xb, yb, rank: int, world: int, smoothing: float) -> torch.Tensor:
+def batch_loss(model, xb, yb, rank: int, world: int, smoothing: float,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
     """This process's loss on the global batch (xb, yb).
 
     One process: the batch mean. Under DDP, which averages gradients over ranks, each rank sums the
     loss over its slice and scales by world/B: (1/world) Σ_r (world/B) Σ_{i in r} ∇l_i = (1/B) Σ_i ∇l_i,
     the single-process gradient exactly (up to float rounding), even when slices differ in size.
+    With class weights w, PyTorch's mean is Σ_i w_yi·l_i / Σ_i w_yi, so B becomes the batch's Σ_i w_yi.
     """
     if world == 1:
-        return F.cross_entropy(model(xb), yb, label_smoothing=smoothing)
-    n = len(yb)
-    xs, ys, scale = shard(xb, rank, world), shard(yb, rank, world), world / n
+        return F.cross_entropy(model(xb), yb, weight=weight, label_smoothing=smoothing)
+    total = len(yb) if weight is None else float(weight[yb].sum())
+    xs, ys, scale = shard(xb, rank, world), shard(yb, rank, world), world / total
     if len(ys) == 0:  # a last batch smaller than the world: join the all-reduce with weight 0
         xs, ys, scale = xb[:1], yb[:1], 0.0
-    return F.cross_entropy(model(xs), ys, label_smoothing=smoothing, reduction="sum") * scale
+    return F.cross_entropy(model(xs), ys, weight=weight, label_smoothing=smoothing, reduction="sum") * scale
 
 
 class NumpyStepper:

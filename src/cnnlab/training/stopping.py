@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 
 class Interrupted(Exception):
-    """Ctrl-C / SIGTERM: the state was saved; the message says how to resume."""
+    """Ctrl-C / SIGTERM: the state was saved in `run_dir`; the message says how to resume."""
+
+    def __init__(self, message: str, run_dir: Path | None = None):
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 class StopFlag:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..models import ModelMeta
-from .augment import flip_batch
+from .augment import augment_batch
 from .callbacks import Callback
 from .distributed import agree
 from .options import TrainConfig
@@ -37,7 +37,9 @@ class TrainData:
     x_val: torch.Tensor
     y_val: torch.Tensor
     classes: list[str]
-    augment: str  # "none" or "flip"
+    augment: str  # "none", "flip" or "photo"
+    class_weights: torch.Tensor | None = None  # (K,) loss weight per class (--class-weights auto)
+    test_samples: int = 0  # what the final test scores (a time budget keeps time for it)
 
 
 @dataclass
@@ -56,17 +58,21 @@ class Dist:
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, meta: ModelMeta, stepper: Stepper,
                  data: TrainData, state: TrainState, dist: Dist, out: Path, stop: StopFlag,
-                 callbacks: list[Callback], amp: torch.dtype | None):
+                 callbacks: list[Callback], amp: torch.dtype | None, started_at: float | None = None):
         self.cfg, self.model, self.meta, self.stepper, self.data = cfg, model, meta, stepper, data
         self.state, self.dist, self.out, self.stop, self.callbacks, self.amp = \
             state, dist, out, stop, callbacks, amp
+        self.started_at = time.monotonic() if started_at is None else started_at  # this session's start
         B = cfg.batch_size
         # no last batch of 1 (BN)
         self.steps_per_epoch = len(data.x) // B + (1 if len(data.x) % B >= 2 else 0)
-        self.total_steps = self.steps_per_epoch * cfg.epochs
+        # The schedule's length: --epochs whole epochs, or what a time budget fits (callbacks/time_budget.py
+        # sets it, and may change it while training: the learning rate is a function of it, recipe.lr_at).
+        self.total_steps = self.steps_per_epoch * (cfg.epochs or 1)
         # each ~5 % of an epoch
         self.eval_every = cfg.eval_every or max(10, math.ceil(self.steps_per_epoch / 2))
         self.saved_step: int | None = None  # global step of the newest checkpoint on disk
+        self.last_step_seconds = 0.0
         self.t0 = time.perf_counter()  # start of the training time not yet added to state.train_seconds
 
     def call(self, hook: str, *args) -> None:
@@ -82,18 +88,23 @@ class Trainer:
         """Training time so far, this session's included."""
         return self.state.train_seconds + time.perf_counter() - self.t0
 
+    @property
+    def epochs(self) -> int:
+        """The epochs the schedule spans; a time budget may end the last one early."""
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
     def fit(self) -> None:
         state = self.state
         self.t0 = time.perf_counter()
         self.model.train()
         self.call("on_fit_start")
         try:
-            for epoch in range(state.epoch, self.cfg.epochs):
+            while state.global_step < self.total_steps:
                 # Checked before the epoch, so a run resumed from the checkpoint at an epoch's end stops too.
                 if any(cb.should_stop(self) for cb in self.callbacks):
                     break
-                self.call("on_epoch_start", epoch)
-                self._epoch(epoch)
+                self.call("on_epoch_start", state.epoch)
+                self._epoch(state.epoch)
         finally:
             self.call("on_fit_end")
         state.train_seconds += time.perf_counter() - self.t0
@@ -107,14 +118,18 @@ class Trainer:
         for s in range(state.step_in_epoch, spe):
             idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size].to(self.dist.device)
             xb, yb = self.data.x[idx], self.data.y[idx]  # the global batch, the same on every rank
-            if self.data.augment == "flip":
-                xb = flip_batch(xb, torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step))
+            if self.data.augment != "none":  # drawn from the step: the same on every rank and after a resume
+                gen = torch.Generator().manual_seed(cfg.seed * 7_919 + state.global_step)
+                xb = augment_batch(self.data.augment, xb, gen, self.meta.mean, self.meta.std)
+            started = time.perf_counter()
             loss = self.stepper.step(xb, yb, self.lr)
+            self.last_step_seconds = time.perf_counter() - started  # the step alone (CPU ops are synchronous)
             loss_acc += loss.detach()
             n_acc += 1
             state.global_step += 1
             state.step_in_epoch = s + 1
-            last = s + 1 == spe
+            self.call("on_step_end")  # the progress bar; a time budget may resize the schedule here
+            last = s + 1 == spe or state.global_step >= self.total_steps  # a budget may end an epoch early
             # counted within the epoch: twice per epoch means two points, however long the epoch is
             at_eval = (s + 1) % self.eval_every == 0 or last
             at_ckpt = bool(cfg.checkpoint_every) and state.global_step % cfg.checkpoint_every == 0
@@ -131,7 +146,6 @@ class Trainer:
                 n_acc = 0
             if at_eval or at_ckpt or last or stopping:
                 self.stepper.publish()
-            self.call("on_step_end")
             if at_eval:
                 self.call("on_validation_start")
                 row = validation_row(self, epoch + (s + 1) / spe)
@@ -145,7 +159,9 @@ class Trainer:
                 self.call("on_checkpoint")
             if stopping:
                 raise Interrupted(f"stopped at step {state.global_step} (epoch {epoch + 1}); the state is "
-                                  f"saved: resume with `cnnlab train --resume {self.out}`")
+                                  f"saved: resume with `cnnlab train --resume {self.out}`", self.out)
+            if last:
+                break
 
     def _sync_point(self, needed: bool) -> bool:
         """Whether to read the loss off the device now: at every step on the CPU (free, and the NaN check

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch.nn.functional as F
 
+from ..models import predictor
 from ..models.evaluate import confusion_matrix, infer
 from .distributed import reduce_sum, shard
 from .runtime import autocast
@@ -27,7 +28,7 @@ def validation_row(t: Trainer, epoch: float) -> dict:
         part = [0.0, 0.0]
         if len(ys):
             with autocast(d.device, t.amp):
-                logits = infer(t.model, xs)
+                logits = infer(predictor(t.model, t.meta.tta), xs)
             part = [F.cross_entropy(logits, ys, reduction="sum").item(),
                     (logits.argmax(1) == ys).sum().item()]
         total, correct = reduce_sum(part, d.world, d.device)
@@ -49,6 +50,7 @@ def validation_confusion(t: Trainer) -> list[list[int]] | None:
     xs, ys = shard(t.data.x_val, d.rank, d.world), shard(t.data.y_val, d.rank, d.world)
     counts = [0] * (k * k)
     if len(ys):
-        counts = confusion_matrix(infer(t.model, xs).argmax(1), ys, k).reshape(-1).tolist()
+        logits = infer(predictor(t.model, t.meta.tta), xs)
+        counts = confusion_matrix(logits.argmax(1), ys, k).reshape(-1).tolist()
     counts = reduce_sum(counts, d.world, d.device)
     return [[int(c) for c in counts[i * k:(i + 1) * k]] for i in range(k)]

@@ -6,4 +6,5 @@
     attribution.py  saliency, Grad-CAM             conv_arithmetic.py  one convolution by hand
     inspect.py   all of them for a run, to files   mistakes.py  the worst test images
     report.py    one self-contained report.html
+    display.py   runs, results and figures in a notebook   teaching.py  a kernel sliding, output sizes
 """

@@ -3,27 +3,18 @@ computed by captum."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..errors import UserError
-from ..models import LayerInfo, fmt_shape, layers_of
-from ..models.layers import CONV
+from ..models import LayerInfo, cam_layer, fmt_shape
 from .figures import axis_off, new_figure, show_image
 
 
 def gradcam_layer(model: nn.Module) -> tuple[LayerInfo, nn.Module]:
-    """The last conv layer that still has a spatial map (>1x1): Grad-CAM on a 1x1 map would be one flat
-    value."""
-    convs = layers_of(model, CONV)
-    if not convs:
-        raise UserError(f"model {model.spec.get('name')!r} has no Conv2d layer: Grad-CAM needs one")
-    spatial = [(i, m) for i, m in convs if math.prod(i.out_shape[1:]) > 1]
-    return (spatial or convs)[-1]
+    """Where Grad-CAM looks: the last conv layer with a spatial map, or a backbone's last stage."""
+    return cam_layer(model)
 
 
 def attributions(model: nn.Module, x: torch.Tensor, target: int) -> dict[str, np.ndarray]:

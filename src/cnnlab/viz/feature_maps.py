@@ -10,8 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..models import LayerInfo, fmt_shape, layers_of
-from ..models.layers import CONV, POOL
+from ..models import LayerInfo, fmt_shape, map_layers
 from .figures import new_figure, show_image
 from .tiles import label_tiles, mosaic
 
@@ -20,11 +19,12 @@ MAX_MAPS = 64  # feature-map channels drawn per layer; more would make tiles too
 
 @torch.no_grad()
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[LayerInfo, torch.Tensor]]:
-    """The output of every conv/pool layer for one normalised input x (C, H, W): (summary row, (C, H, W))."""
+    """The output of every conv/pool layer (a backbone: every stage) for one normalised input x (C, H, W):
+    (summary row, (C, H, W))."""
     found: list[tuple[LayerInfo, torch.Tensor]] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out, info=info:
                                      found.append((info, out[0].detach().cpu())))
-             for info, m in layers_of(model, CONV + POOL)]
+             for info, m in map_layers(model)]
     was = model.training
     try:
         model.eval()

@@ -3,7 +3,8 @@
 Filters (filters.py), feature maps (feature_maps.py), saliency and Grad-CAM (attribution.py) and one
 convolution by hand (conv_arithmetic.py), all computed from the run's real weights and one real input
 (a test image, or the user's own prepared exactly as `cnnlab predict` prepares it). Layer names and
-shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`.
+shapes come from the model's summary rows, so the pictures use the words and numbers of `cnnlab summary`;
+which layers are drawn is models.parts' choice (a pretrained backbone: its first conv and its stages).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from matplotlib.figure import Figure
+
 from ..data import normalize, open_image, to_model_pixels
 from ..errors import UserError
-from ..models import layers_of
-from ..models.layers import CONV, POOL
+from ..models import filter_layers, map_layers
 from .attribution import attribution_figure
 from .conv_arithmetic import arithmetic_figure
 from .feature_maps import feature_map_figure, feature_maps
@@ -23,6 +26,47 @@ from .filters import filter_figure
 
 if TYPE_CHECKING:
     from ..run import Run
+
+
+def inspection_input(run: Run, image: str | Path | None = None, index: int = 0
+                     ) -> tuple[np.ndarray, int | None, str]:
+    """(pixels (C, H, W) in [0, 1], the true class or None, a caption): `image` (any picture, prepared like
+    `cnnlab predict`) or test image number `index`."""
+    if image is not None:
+        pixels = to_model_pixels(open_image(image), run.meta)
+        return pixels, None, f"your image {Path(image).name}"
+    test = run.test_set()
+    if not 0 <= index < len(test.y):
+        raise UserError(f"--index {index}: the test set has {len(test.y)} images; give 0..{len(test.y) - 1}")
+    true = int(test.y[index])
+    caption = f"test image #{index} (true: {run.meta.classes[true]})"
+    return test.x[index].float().div(255).numpy(), true, caption
+
+
+def check_layer(layer: str | None, layers: list, kind: str) -> None:
+    """UserError unless `layer` is None or names one of `layers` ((summary row, module) pairs)."""
+    names = [i.name for i, _ in layers]
+    if layer is not None and layer not in names:
+        raise UserError(f"--layer {layer}: not a {kind} layer of this model; choose one of "
+                        f"{', '.join(names)}")
+
+
+def filter_figures(run: Run, layer: str | None = None) -> list[Figure]:
+    """Every conv layer's filters (or one layer's), as filters_<conv>.png draws them."""
+    convs = filter_layers(run.model)
+    check_layer(layer, convs, "conv")
+    return [filter_figure(info, conv, first=n == 0) for n, (info, conv) in enumerate(convs)
+            if layer in (None, info.name)]
+
+
+def feature_map_figures(run: Run, image: str | Path | None = None, index: int = 0,
+                        layer: str | None = None) -> list[Figure]:
+    """Every conv/pool layer's output (or one layer's) for `image` or test image `index`."""
+    check_layer(layer, map_layers(run.model), "conv/pool")
+    pixels, _, caption = inspection_input(run, image, index)
+    maps = feature_maps(run.model, normalize(pixels, run.meta))
+    return [feature_map_figure(info, fmap, pixels, caption) for info, fmap in maps
+            if layer in (None, info.name)]
 
 
 def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Path | None = None,
@@ -35,21 +79,8 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
     model, meta = run.model, run.meta
     out = Path(out_dir) if out_dir is not None else run.path / "inspect"
     out.mkdir(parents=True, exist_ok=True)
-    spatial = layers_of(model, CONV + POOL)
-    if layer is not None and layer not in {i.name for i, _ in spatial}:
-        raise UserError(f"--layer {layer}: not a conv/pool layer of this model; choose one of "
-                        f"{', '.join(i.name for i, _ in spatial)}")
-    if image is not None:
-        pixels = to_model_pixels(open_image(image), meta)  # (C, H, W) in [0, 1]
-        true, caption = None, f"your image {Path(image).name}"
-    else:
-        test = run.test_set()
-        if not 0 <= index < len(test.y):
-            raise UserError(f"--index {index}: the test set has {len(test.y)} images; "
-                            f"give 0..{len(test.y) - 1}")
-        pixels = test.x[index].float().div(255).numpy()
-        true = int(test.y[index])
-        caption = f"test image #{index} (true: {meta.classes[true]})"
+    check_layer(layer, map_layers(model), "conv/pool")
+    pixels, true, caption = inspection_input(run, image, index)
     x = normalize(pixels, meta)
     paths: list[Path] = []
 
@@ -60,7 +91,7 @@ def save_inspection(run: Run, out_dir: str | Path | None = None, image: str | Pa
             return None
         return p
 
-    convs = layers_of(model, CONV)
+    convs = filter_layers(model)
     for n, (info, conv) in enumerate(convs):
         if layer in (None, info.name) and (p := want(f"filters_{info.name}.png")):
             paths.append(save_figure(filter_figure(info, conv, first=n == 0), p, tight=True))

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from ..data import normalize
 from ..files import atomic_write_text
+from ..models import predictor
 from ..models.evaluate import confusion_matrix, infer
 from .figures import new_figure, save_figure
 
@@ -64,7 +65,7 @@ def find_mistakes(logits: torch.Tensor, y: torch.Tensor, classes: list[str],
 def mistakes_for_run(run: Run, test: TestSet | None = None) -> tuple[Mistakes, TestSet]:
     """Run the best weights over the run's test split: (Mistakes, the TestSet used)."""
     test = test or run.test_set()
-    logits = infer(run.model, normalize(test.x.float().div_(255), run.meta))
+    logits = infer(predictor(run.model, run.meta.tta), normalize(test.x.float().div_(255), run.meta))
     return find_mistakes(logits, test.y, test.classes, test.files), test
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..files import atomic_write_text
-from ..models import fmt_shape, format_summary, layers_of
-from ..models.layers import CONV, POOL
+from ..models import filter_layers, fmt_shape, format_summary, map_layers
 from .inspect import save_inspection
 from .mistakes import save_mistakes
 from .plots import save_confusion, save_curves
@@ -162,11 +161,11 @@ def write_report(run: Run, out: str | Path | None = None) -> Path:
          for c, m in per.items()]
     ) if per else "<p>Not tested yet (no results.json).</p>"
     body["Mistakes"] = _mistakes_section(run, inspect_dir)
-    convs = [i for i, _ in layers_of(model, CONV)]
+    convs = [i for i, _ in filter_layers(model)]
     body["Filters"] = ("<p>The learned weights of every conv layer (red positive, blue negative).</p>"
                        + "".join(_img(inspect_dir / f"filters_{i.name}.png", f"{i.name}: {i.args}")
                                  for i in convs if (inspect_dir / f"filters_{i.name}.png").is_file()))
-    maps = [i for i, _ in layers_of(model, CONV + POOL)]
+    maps = [i for i, _ in map_layers(model)]
     body["Feature maps"] = ("<p>What each conv and pooling layer outputs for one image; shapes as in the "
                             "summary.</p>"
                             + "".join(_img(inspect_dir / f"feature_maps_{i.name}.png",

@@ -39,8 +39,9 @@ async function loadModel() {
     $("draw-area").hidden = false;
     pen.width = Math.max(2, Math.round((pad.width / h) * INK_TO_INPUT));
     clearPad();
-  } else {
+  } else { // photos, garments, CIFAR-10: upload a file or pick a test image
     $("input-title").textContent = "Try an image";
+    document.title = `cnnlab · ${m.name}`;
     $("clear").hidden = true;
   }
   loadExamples();

@@ -7,6 +7,9 @@ from .early_stopping import EarlyStopping
 from .metrics_csv import MetricsCSV
 from .progress import Progress
 from .tensorboard import TensorBoard
+from .threads import ThreadPolicy
+from .time_budget import TimeBudget
 
 __all__ = ["BestWeights", "Callback", "Checkpointer", "DivergenceGuard", "EarlyStopping", "MetricsCSV",
-           "Progress", "TensorBoard"]
+           "Progress", "TensorBoard", "ThreadPolicy",
+           "TimeBudget"]
