@@ -9,7 +9,8 @@ from ..training.options import add_arguments as add_options
 HELP = "train a model (default: cnnlab's fastcnn on Fashion-MNIST, offline) into a run directory"
 EXAMPLES = """\
   cnnlab train                                      # fastcnn on fashion-mnist, defaults
-  cnnlab train --epochs 2 --augment none            # the quick recipe: >= 91 % in ~20 s on one CPU thread
+  cnnlab train --time 2m                            # a wall-clock budget: ~93.5 % on a 2-vCPU laptop-class CPU
+  cnnlab train --time 20s                           # fastcnn-small: ~90-91 % (docs/benchmarks.md)
   cnnlab train --model lenet5 --epochs 5            # the LeNet-5 exercise of the slides (Adam, tanh)
   cnnlab train --model mnist-classifier --data mnist --data-dir ~/mnist   # the MNIST notes' recipe
   cnnlab train --model my_net.yaml --data ./photos --limit 2000
