@@ -11,7 +11,7 @@ from helpers import cli
 
 import cnnlab
 from cnnlab.data import load_data, normalize
-from cnnlab.export import export_onnx, run_exported
+from cnnlab.export import check_export, export_onnx, run_exported
 from cnnlab.models import FlipAverage, predictor
 from cnnlab.models.evaluate import infer
 from cnnlab.predict import predict_tensor
@@ -53,6 +53,8 @@ def test_a_run_trained_on_flips_predicts_from_both_and_every_reader_agrees(flip_
     assert np.allclose([g["probability"] for g in got], probs[:20].max(1).values.numpy(), atol=1e-5)
     onnx = run_exported(export_onnx(flip_run, tmp_path / "m.onnx"), x[:20])
     assert np.allclose(torch.softmax(torch.from_numpy(onnx), 1).numpy(), probs[:20].numpy(), atol=1e-4)
+    check = check_export(tmp_path / "m.onnx", flip_run)  # what `cnnlab export` prints after exporting
+    assert check["max_abs_diff"] < 1e-4 and check["same_class"] == check["n"]
     # `cnnlab eval` reports what training reported
     r = cli("eval", str(flip_run.path), "--json")
     assert r.returncode == 0, r.stderr

@@ -148,7 +148,7 @@ def check_export(path: str | Path, run_or_weights: Run | str | Path, n: int = 8,
     model, meta, _ = load_for_export(run_or_weights)
     x, source = sample_inputs(meta, n, data_dir)
     with torch.inference_mode():
-        ref = model(x).numpy()
+        ref = predictor(model, meta.tta)(x).numpy()  # what the export computes: the model's predictions
     got = run_exported(path, x, fmt)
     return {"max_abs_diff": float(np.abs(got - ref).max()),
             "same_class": int((got.argmax(1) == ref.argmax(1)).sum()), "n": len(x), "source": source}

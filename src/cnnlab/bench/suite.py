@@ -23,7 +23,7 @@ import torch
 
 from ..data import channel_stats, load_data
 from ..errors import UserError
-from ..models import create_model, fmt_shape, totals
+from ..models import create_model, fmt_shape, predictor, totals
 from ..training.options import DEFAULT_MODEL, TrainConfig, parse_duration
 from ..training.runtime import amp_dtype, choose_threads, cpu_has_bf16
 from .cnnlab_side import budget_run, cnnlab_epoch, first_crossing, inference_speed
@@ -94,7 +94,8 @@ def run_bench(opts: BenchOptions, log=None) -> dict:
             result["time_to_accuracy"] = {"model": "the default for each budget", "runs": runs}
         if opts.accuracy and runs:
             last = runs[list(runs)[-1]]
-            model = last.pop("run").model
+            run = last.pop("run")
+            model = predictor(run.model, run.meta.tta)  # as served: with its test-time flips
             x = (ds.test.x[:n_test].float() / 255 - mean[0]) / std[0]
             torch.set_num_threads(threads)
             result["inference"] = {"model": last["model"], "threads": threads, **inference_speed(model, x)}
