@@ -20,7 +20,6 @@ from .options import (
     TrainConfig,
     field_names,
     flag,
-    parse_duration,
 )
 
 __all__ = ["TrainConfig", "default_model", "load_config_file", "resolve", "validate"]
@@ -78,7 +77,7 @@ def default_model(cfg: TrainConfig) -> TrainConfig:
     if cfg.weights:
         cfg.pretrained = True
     if cfg.model is None:
-        short = cfg.time is not None and (parse_duration(cfg.time) or 0) < SHORT_BUDGET_SECONDS
+        short = cfg.budget_seconds is not None and cfg.budget_seconds < SHORT_BUDGET_SECONDS
         cfg.model = DEFAULT_BACKBONE if cfg.pretrained else SHORT_BUDGET_MODEL if short else DEFAULT_MODEL
     return cfg
 

@@ -51,7 +51,7 @@ from .config import default_model, load_config_file, resolve
 from .distributed import broadcast, init_dist
 from .finetune import HeadFirst
 from .finish import finish_run
-from .options import TrainConfig, parse_duration
+from .options import TrainConfig
 from .recipe import augment_kind, class_weights, split_indices, tta_kind
 from .runtime import adaptive_threads, amp_dtype, check_compile, choose_threads, pick_device
 from .state import TrainState
@@ -253,8 +253,8 @@ def _callbacks(launch: Launch, dist: Dist, out: Path) -> list[Callback]:
         # steps after the checkpoint are replayed (all of them when resumed before the first one)
         purge = ckpt["state"]["global_step"] + 1 if ckpt else (1 if launch.resuming else None)
         callbacks.append(TensorBoard(out / "tensorboard", purge, dist.is_writer))
-    if cfg.time is not None:
-        callbacks.append(TimeBudget(parse_duration(cfg.time)))
+    if cfg.budget_seconds is not None:
+        callbacks.append(TimeBudget(cfg.budget_seconds))
     if launch.adaptive:
         callbacks.append(ThreadPolicy(launch.adaptive))
     return [*callbacks, Checkpointer()]

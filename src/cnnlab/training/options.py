@@ -142,6 +142,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def budget_seconds(self) -> float | None:
+        """--time in seconds; None without a budget."""
+        return parse_duration(self.time)
+
 
 def field_names() -> list[str]:
     return [f.name for f in fields(TrainConfig)]

@@ -11,7 +11,7 @@ import torch
 
 from ..data import DataSet, stratified_split, stratified_subset
 from ..errors import UserError
-from .options import LONG_BUDGET_SECONDS, TrainConfig, parse_duration
+from .options import LONG_BUDGET_SECONDS, TrainConfig
 
 
 def split_indices(data: DataSet, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,8 +75,7 @@ def augment_kind(cfg: TrainConfig, style: str) -> str:
         return "none"
     if cfg.pretrained:
         return "photo"
-    long = cfg.time is not None and (parse_duration(cfg.time) or 0) >= LONG_BUDGET_SECONDS
-    return "flip-shift" if long else "flip"
+    return "flip-shift" if (cfg.budget_seconds or 0) >= LONG_BUDGET_SECONDS else "flip"
 
 
 def tta_kind(cfg: TrainConfig, augment: str) -> str:
